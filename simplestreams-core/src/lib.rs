@@ -1,0 +1,94 @@
+//! # simplestreams-core
+//!
+//! The simplestreams data model and the rules every reader and writer of it must follow: typed
+//! `index:1.0`, `products:1.0` and `mirrors:1.0` documents that round-trip losslessly, `_aliases`
+//! expansion, inheritance (flattening), filters, version ordering and the per-product sync plan,
+//! streaming checksum verification, path safety, and OpenPGP signatures. It does no I/O: callers
+//! hand it bytes.
+//!
+//! The main types:
+//! - [`Products`] (product > [`Version`] > [`Item`]) and [`Index`], parsed with `from_slice`,
+//!   whose errors name the file and the JSON path of the bad field;
+//! - [`FilterSet`] and [`select`], which pick items as `sstream-query` does;
+//! - [`plan_versions`], the add/remove plan of a sync with `--max` and `--keep`;
+//! - [`StreamVerifier`], fed bytes once, checking size and every checksum;
+//! - [`check_safe_path`], refusing paths that would escape a mirror.
+//!
+//! ```
+//! use simplestreams_core::{select, FilterSet, Products};
+//!
+//! let doc = br#"{"format": "products:1.0", "content_id": "com.example:download",
+//!   "products": {"com.example:demo": {"arch": "amd64", "versions": {
+//!     "20240101": {"items": {"disk1.img": {"ftype": "disk1.img", "path": "demo/disk1.img",
+//!       "size": 5, "sha256": "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"}}}}}}}"#;
+//! let products = Products::from_slice(doc, "download.json")?;
+//! let filters = FilterSet::parse(&["arch=amd64", "ftype~disk"])?;
+//! let chosen = select(&products, &filters, Some(1));
+//! assert_eq!(chosen.len(), 1);
+//! assert_eq!(chosen[0].flat["path"], "demo/disk1.img");
+//! assert_eq!(chosen[0].flat["size"], "5"); // numbers read as strings, like the reference
+//! # Ok::<(), simplestreams_core::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+mod checksum;
+mod error;
+mod filter;
+mod flatten;
+mod index;
+mod mirrors;
+pub mod openpgp;
+mod plan;
+mod products;
+mod safe_path;
+mod select;
+mod tree;
+
+pub use checksum::{Digests, Expected, StreamVerifier};
+pub use error::{ChecksumKind, Error, Result};
+pub use filter::{Filter, FilterOp, FilterSet};
+pub use flatten::{flatten, for_each_flat_item, FlatItem, ItemId};
+pub use index::{Index, IndexEntry, INDEX_FORMAT};
+pub use mirrors::{MirrorLocation, Mirrors, MIRRORS_FORMAT};
+pub use plan::{plan_versions, sorted_versions, version_cmp, PlanLimits, VersionPlan};
+pub use products::{parse_size, Item, Product, Products, Version, PRODUCTS_FORMAT};
+pub use safe_path::check_safe_path;
+pub use select::{select, Selected};
+pub use tree::{python_float_repr, scalar_string, Map};
+
+/// A parsed simplestreams document of any format.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Document {
+    /// `index:1.0`
+    Index(Index),
+    /// `products:1.0`
+    Products(Products),
+    /// `mirrors:1.0`
+    Mirrors(Mirrors),
+}
+
+impl Document {
+    /// Parses bytes, dispatching on the `format` field. `file` names the source in errors.
+    pub fn from_slice(bytes: &[u8], file: &str) -> Result<Document> {
+        let ctx = tree::Ctx { file };
+        let map = ctx.parse_object(bytes)?;
+        match ctx.opt_str(&map, "format", "")? {
+            Some(INDEX_FORMAT) => Ok(Document::Index(Index::from_map(map, file)?)),
+            Some(PRODUCTS_FORMAT) => Ok(Document::Products(Products::from_map(map, file)?)),
+            Some(MIRRORS_FORMAT) => {
+                let bytes = serde_json::to_vec(&map).unwrap_or_default();
+                Ok(Document::Mirrors(Mirrors::from_slice(&bytes, file)?))
+            }
+            Some(other) => Err(ctx.field_err("format", format!("unknown format {other:?}"))),
+            None => Err(ctx.field_err("format", "missing")),
+        }
+    }
+}
+
+/// Serialises a document as pretty JSON (two-space indent, key order kept) plus a newline.
+pub fn to_vec_pretty<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Serialising our own in-memory maps cannot fail (string keys only).
+    let mut out = serde_json::to_vec_pretty(value).unwrap_or_default();
+    out.push(b'\n');
+    out
+}

@@ -1,0 +1,1 @@
+//! OpenPGP: verifying and making clear-signed (`.sjson`) and detached (`.json.gpg`) signatures.

@@ -1,0 +1,468 @@
+//! `products:1.0` documents: product > version > item, each level a bag of fields.
+
+use indexmap::IndexMap;
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::safe_path::check_safe_path;
+use crate::tree::{join, kind_of, serialize_with_children, take_children, Ctx, Map};
+
+/// The `format` of a products document.
+pub const PRODUCTS_FORMAT: &str = "products:1.0";
+
+/// Fields whose value must be a string when present on an item.
+const STRING_ITEM_FIELDS: [&str; 5] = ["path", "md5", "sha256", "sha512", "ftype"];
+
+/// A `products:1.0` document.
+///
+/// Every field is kept, in its original order, so that parsing then serialising gives the same
+/// JSON value back. Typed accessors cover the fields with meaning.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Products {
+    /// Top-level fields other than `products` (`content_id`, `format`, `datatype`, `updated`,
+    /// `_aliases`, and anything else).
+    pub fields: Map,
+    /// The products, in file order.
+    pub products: IndexMap<String, Product>,
+    products_pos: Option<usize>,
+}
+
+/// One product: its fields and its versions.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Product {
+    /// Fields other than `versions`.
+    pub fields: Map,
+    /// The versions, in file order (use [`crate::sorted_versions`] for newest first).
+    pub versions: IndexMap<String, Version>,
+    versions_pos: Option<usize>,
+}
+
+/// One version of a product: its fields and its items.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Version {
+    /// Fields other than `items`.
+    pub fields: Map,
+    /// The items, in file order.
+    pub items: IndexMap<String, Item>,
+    items_pos: Option<usize>,
+}
+
+/// One item: a file to download (`path`, `size`, checksums) or a cloud image id.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(transparent)]
+pub struct Item {
+    /// All fields of the item.
+    pub fields: Map,
+}
+
+impl Products {
+    /// An empty products document with the given content id and datatype.
+    pub fn new(content_id: &str, datatype: &str) -> Products {
+        let mut fields = Map::new();
+        fields.insert("content_id".into(), Value::String(content_id.into()));
+        fields.insert("datatype".into(), Value::String(datatype.into()));
+        fields.insert("format".into(), Value::String(PRODUCTS_FORMAT.into()));
+        Products {
+            fields,
+            products: IndexMap::new(),
+            products_pos: None,
+        }
+    }
+
+    /// Parses a products document. `file` names the source in errors.
+    ///
+    /// Checks the structure (objects where objects belong), the types of the item fields with
+    /// meaning (`size` an integer or numeric string, `path` and checksums strings) and that every
+    /// `path` is safe ([`crate::check_safe_path`]).
+    pub fn from_slice(bytes: &[u8], file: &str) -> Result<Products> {
+        let ctx = Ctx { file };
+        let map = ctx.parse_object(bytes)?;
+        Products::from_map(map, file)
+    }
+
+    /// Builds a products document from an already parsed JSON object.
+    pub fn from_map(mut fields: Map, file: &str) -> Result<Products> {
+        let ctx = Ctx { file };
+        match ctx.opt_str(&fields, "format", "")? {
+            Some(PRODUCTS_FORMAT) => {}
+            Some(other) => {
+                return Err(ctx.field_err(
+                    "format",
+                    format!("expected {PRODUCTS_FORMAT:?}, found {other:?}"),
+                ))
+            }
+            None => return Err(ctx.field_err("format", "missing")),
+        }
+        if ctx.opt_str(&fields, "content_id", "")?.is_none() {
+            return Err(ctx.field_err("content_id", "missing"));
+        }
+        let (children, products_pos) = take_children(&mut fields, "products");
+        let mut products = IndexMap::new();
+        if let Some(children) = children {
+            let children = ctx.object(children, "products")?;
+            products.reserve(children.len());
+            for (name, value) in children {
+                let p = join("products", &name);
+                let product = Product::from_value(&ctx, value, &p)?;
+                products.insert(name, product);
+            }
+        }
+        Ok(Products {
+            fields,
+            products,
+            products_pos,
+        })
+    }
+
+    /// Serialises as pretty JSON (key order kept), with a final newline.
+    pub fn to_vec_pretty(&self) -> Vec<u8> {
+        crate::to_vec_pretty(self)
+    }
+
+    /// `content_id`.
+    pub fn content_id(&self) -> &str {
+        self.fields
+            .get("content_id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+
+    /// `datatype` (`image-downloads`, `image-ids`, `content-download`, …), if given.
+    pub fn datatype(&self) -> Option<&str> {
+        self.fields.get("datatype").and_then(Value::as_str)
+    }
+
+    /// `updated` (an RFC 2822 date), if given.
+    pub fn updated(&self) -> Option<&str> {
+        self.fields.get("updated").and_then(Value::as_str)
+    }
+
+    /// Expands `_aliases` in place: wherever a field named in `_aliases` has a value listed
+    /// there, the mapped fields are merged into the same object (SPEC §1). An unknown value is an
+    /// error naming the field.
+    pub fn expand_aliases(&mut self, file: &str) -> Result<()> {
+        let Some(Value::Object(aliases)) = self.fields.get("_aliases").cloned() else {
+            return Ok(());
+        };
+        let ctx = Ctx { file };
+        expand_map(&ctx, &mut self.fields, &aliases, "")?;
+        for (pname, product) in &mut self.products {
+            let ppath = join("products", pname);
+            expand_map(&ctx, &mut product.fields, &aliases, &ppath)?;
+            for (vname, version) in &mut product.versions {
+                let vpath = join(&join(&ppath, "versions"), vname);
+                expand_map(&ctx, &mut version.fields, &aliases, &vpath)?;
+                for (iname, item) in &mut version.items {
+                    let ipath = join(&join(&vpath, "items"), iname);
+                    expand_map(&ctx, &mut item.fields, &aliases, &ipath)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Looks an item up by product, version and item name.
+    pub fn item(&self, product: &str, version: &str, item: &str) -> Option<&Item> {
+        self.products
+            .get(product)?
+            .versions
+            .get(version)?
+            .items
+            .get(item)
+    }
+
+    /// Number of items in the document.
+    pub fn item_count(&self) -> usize {
+        self.products
+            .values()
+            .flat_map(|p| p.versions.values())
+            .map(|v| v.items.len())
+            .sum()
+    }
+}
+
+/// `_aliases` expansion of one object (and the objects nested in its values).
+fn expand_map(ctx: &Ctx<'_>, fields: &mut Map, aliases: &Map, at: &str) -> Result<()> {
+    let keys: Vec<String> = fields
+        .keys()
+        .filter(|k| k.as_str() != "_aliases")
+        .cloned()
+        .collect();
+    for key in keys {
+        let Some(Value::Object(table)) = aliases.get(&key) else {
+            continue;
+        };
+        let Some(Value::String(value)) = fields.get(&key) else {
+            continue;
+        };
+        if value.is_empty() {
+            continue;
+        }
+        match table.get(value) {
+            Some(Value::Object(merge)) => {
+                for (k, v) in merge {
+                    fields.insert(k.clone(), v.clone());
+                }
+            }
+            Some(other) => {
+                return Err(ctx.field_err(
+                    join(&join("_aliases", &key), value),
+                    format!("expected an object, found {}", kind_of(other)),
+                ))
+            }
+            None => {
+                return Err(ctx.field_err(
+                    join(at, &key),
+                    format!("value {value:?} is not defined in _aliases.{key}"),
+                ))
+            }
+        }
+    }
+    for (key, value) in fields.iter_mut() {
+        if key != "_aliases" {
+            expand_nested(ctx, value, aliases, &join(at, key))?;
+        }
+    }
+    Ok(())
+}
+
+fn expand_nested(ctx: &Ctx<'_>, value: &mut Value, aliases: &Map, at: &str) -> Result<()> {
+    match value {
+        Value::Object(map) => expand_map(ctx, map, aliases, at),
+        Value::Array(list) => {
+            for (i, v) in list.iter_mut().enumerate() {
+                expand_nested(ctx, v, aliases, &format!("{at}[{i}]"))?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+impl Product {
+    /// A product with no fields and no versions.
+    pub fn new() -> Product {
+        Product::default()
+    }
+
+    fn from_value(ctx: &Ctx<'_>, value: Value, at: &str) -> Result<Product> {
+        let mut fields = ctx.object(value, at)?;
+        let (children, versions_pos) = take_children(&mut fields, "versions");
+        let mut versions = IndexMap::new();
+        if let Some(children) = children {
+            let vp = join(at, "versions");
+            let children = ctx.object(children, &vp)?;
+            versions.reserve(children.len());
+            for (name, value) in children {
+                let p = join(&vp, &name);
+                let version = Version::from_value(ctx, value, &p)?;
+                versions.insert(name, version);
+            }
+        }
+        Ok(Product {
+            fields,
+            versions,
+            versions_pos,
+        })
+    }
+}
+
+impl Version {
+    /// A version with no fields and no items.
+    pub fn new() -> Version {
+        Version::default()
+    }
+
+    fn from_value(ctx: &Ctx<'_>, value: Value, at: &str) -> Result<Version> {
+        let mut fields = ctx.object(value, at)?;
+        let (children, items_pos) = take_children(&mut fields, "items");
+        let mut items = IndexMap::new();
+        if let Some(children) = children {
+            let ip = join(at, "items");
+            let children = ctx.object(children, &ip)?;
+            items.reserve(children.len());
+            for (name, value) in children {
+                let p = join(&ip, &name);
+                let fields = ctx.object(value, &p)?;
+                check_item(ctx, &fields, &p)?;
+                items.insert(name, Item { fields });
+            }
+        }
+        Ok(Version {
+            fields,
+            items,
+            items_pos,
+        })
+    }
+}
+
+/// Type checks of the item fields that carry meaning.
+fn check_item(ctx: &Ctx<'_>, fields: &Map, at: &str) -> Result<()> {
+    for key in STRING_ITEM_FIELDS {
+        ctx.opt_str(fields, key, at)?;
+    }
+    if let Some(size) = fields.get("size") {
+        parse_size(size).map_err(|msg| ctx.json_err(join(at, "size"), msg))?;
+    }
+    if let Some(Value::String(path)) = fields.get("path") {
+        if let Err(Error::UnsafePath { reason, .. }) = check_safe_path(path) {
+            return Err(ctx.field_err(join(at, "path"), format!("unsafe path {path:?}: {reason}")));
+        }
+    }
+    Ok(())
+}
+
+/// Reads a `size` field: a non-negative integer, or a string of decimal digits (seen in the wild).
+pub fn parse_size(value: &Value) -> std::result::Result<u64, String> {
+    match value {
+        Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| format!("expected a non-negative integer, found {n}")),
+        Value::String(s) => s
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| format!("expected an integer, found string {s:?}")),
+        other => Err(format!("expected an integer, found {}", kind_of(other))),
+    }
+}
+
+impl Item {
+    /// A field as a string, if it is one.
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).and_then(Value::as_str)
+    }
+
+    /// `path`, relative to the mirror root.
+    pub fn path(&self) -> Option<&str> {
+        self.get_str("path")
+    }
+
+    /// `size` in bytes (an integer or numeric string in the document).
+    pub fn size(&self) -> Option<u64> {
+        self.fields.get("size").and_then(|v| parse_size(v).ok())
+    }
+}
+
+impl Serialize for Products {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serialize_with_children(
+            serializer,
+            &self.fields,
+            "products",
+            &self.products,
+            self.products_pos,
+        )
+    }
+}
+
+impl Serialize for Product {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serialize_with_children(
+            serializer,
+            &self.fields,
+            "versions",
+            &self.versions,
+            self.versions_pos,
+        )
+    }
+}
+
+impl Serialize for Version {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serialize_with_children(
+            serializer,
+            &self.fields,
+            "items",
+            &self.items,
+            self.items_pos,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = r#"{
+ "datatype": "image-downloads",
+ "products": {
+  "com.example:p1": {
+   "versions": {
+    "20150915": {
+     "items": {
+      "item1": {"ftype": "text", "path": "p1/text.txt", "sha256": "ab", "size": 38}
+     },
+     "label": "release"
+    }
+   },
+   "arch": "amd64"
+  }
+ },
+ "format": "products:1.0",
+ "content_id": "com.example:download",
+ "extra": [1, 2]
+}"#;
+
+    #[test]
+    fn round_trip_keeps_values_and_key_order() {
+        let p = Products::from_slice(DOC.as_bytes(), "doc.json").unwrap();
+        let out = serde_json::to_string(&p).unwrap();
+        let original: Value = serde_json::from_str(DOC).unwrap();
+        assert_eq!(out, serde_json::to_string(&original).unwrap());
+        assert_eq!(p.content_id(), "com.example:download");
+        assert_eq!(
+            p.item("com.example:p1", "20150915", "item1")
+                .unwrap()
+                .size(),
+            Some(38)
+        );
+    }
+
+    #[test]
+    fn bad_size_names_file_and_field() {
+        let doc = DOC.replace("\"size\": 38", "\"size\": \"big\"");
+        let err = Products::from_slice(doc.as_bytes(), "x.json")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "x.json: products.com.example:p1.versions.20150915.items.item1.size: expected an integer, found string \"big\""
+        );
+    }
+
+    #[test]
+    fn unsafe_path_is_refused_at_parse() {
+        let doc = DOC.replace("p1/text.txt", "../../etc/passwd");
+        let err = Products::from_slice(doc.as_bytes(), "x.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("items.item1.path: unsafe path"), "{err}");
+    }
+
+    #[test]
+    fn wrong_format_is_refused() {
+        let doc = DOC.replace("products:1.0", "index:1.0");
+        let err = Products::from_slice(doc.as_bytes(), "x.json")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "x.json: format: expected \"products:1.0\", found \"index:1.0\""
+        );
+    }
+
+    #[test]
+    fn aliases_merge_and_unknown_value_is_an_error() {
+        let doc = r#"{"format":"products:1.0","content_id":"c","_aliases":{"crsn":{"r1":{"region":"us-east-1","endpoint":"https://e"}}},
+          "products":{"p":{"versions":{"v":{"items":{"i":{"crsn":"r1","id":"ami-1"}}}}}}}"#;
+        let mut p = Products::from_slice(doc.as_bytes(), "a.json").unwrap();
+        p.expand_aliases("a.json").unwrap();
+        let item = p.item("p", "v", "i").unwrap();
+        assert_eq!(item.get_str("region"), Some("us-east-1"));
+        let bad = doc.replace("\"crsn\":\"r1\"", "\"crsn\":\"r9\"");
+        let mut p = Products::from_slice(bad.as_bytes(), "a.json").unwrap();
+        let err = p.expand_aliases("a.json").unwrap_err().to_string();
+        assert_eq!(err, "a.json: products.p.versions.v.items.i.crsn: value \"r9\" is not defined in _aliases.crsn");
+    }
+}

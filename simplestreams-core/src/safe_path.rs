@@ -1,0 +1,92 @@
+//! Path safety: every `path` in simplestreams metadata is relative to the mirror root and must
+//! never reach outside it, whatever the target (a directory, an object store, a URL).
+
+use crate::error::{Error, Result};
+
+/// Checks that `path` (from metadata) is a safe relative path below a mirror root.
+///
+/// Refused: empty paths, absolute paths (`/x`, `C:\x`, `\\server`), any `..` component, NUL or
+/// other control characters, backslashes (a Windows separator that would let `..\` slip past a
+/// `/`-only check), empty components (`a//b`) and `.` components.
+///
+/// ```
+/// use simplestreams_core::check_safe_path;
+/// assert!(check_safe_path("files/release-2024/disk1.img").is_ok());
+/// assert!(check_safe_path("../etc/passwd").is_err());
+/// assert!(check_safe_path("/etc/passwd").is_err());
+/// ```
+pub fn check_safe_path(path: &str) -> Result<()> {
+    let refuse = |reason: &'static str| {
+        Err(Error::UnsafePath {
+            path: path.to_string(),
+            reason,
+        })
+    };
+    if path.is_empty() {
+        return refuse("empty path");
+    }
+    if path.chars().any(|c| c == '\0') {
+        return refuse("contains a NUL byte");
+    }
+    if path.chars().any(|c| c.is_control()) {
+        return refuse("contains a control character");
+    }
+    if path.contains('\\') {
+        return refuse("contains a backslash");
+    }
+    if path.starts_with('/') {
+        return refuse("is absolute");
+    }
+    let bytes = path.as_bytes();
+    if bytes.len() >= 2 && bytes[1] == b':' && bytes[0].is_ascii_alphabetic() {
+        return refuse("is absolute (drive letter)");
+    }
+    for component in path.split('/') {
+        match component {
+            ".." => return refuse("contains a '..' component"),
+            "." => return refuse("contains a '.' component"),
+            "" => return refuse("contains an empty component"),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_paths() {
+        for p in [
+            "a",
+            "server/releases/xenial/release-20161101/ubuntu-16.04-server-cloudimg-amd64-disk1.img",
+            "files/beta-2/x.tar.gz",
+            "a/...b/c",
+            "streams/v1/com.ubuntu.cloud:released:download.json",
+        ] {
+            assert!(check_safe_path(p).is_ok(), "{p}");
+        }
+    }
+
+    #[test]
+    fn refuses_escapes() {
+        for p in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a/..",
+            "..",
+            "a\\..\\x",
+            "C:\\x",
+            "c:x",
+            "a\0b",
+            "a//b",
+            "./a",
+            "a/\nb",
+        ] {
+            assert!(check_safe_path(p).is_err(), "{p:?} should be refused");
+        }
+    }
+}

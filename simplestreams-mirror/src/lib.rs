@@ -1,0 +1,4 @@
+//! # simplestreams-mirror
+//!
+//! The sync engine: sources, targets, and a crash-safe directory mirror.
+#![deny(missing_docs)]

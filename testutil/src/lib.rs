@@ -1,0 +1,57 @@
+//! Helpers for this workspace's tests: where the shared fixtures, the reference tool
+//! (PyPI `python-simplestreams`, installed by `scripts/install-deps`) and the workspace are.
+//!
+//! Tests never skip when something is missing: they fail with a message saying how to get it.
+#![deny(missing_docs)]
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root (the directory holding the top `Cargo.toml`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// `../shared/fixtures` beside the checkout (CI has it there), or `$SSTREAM_FIXTURES`.
+///
+/// # Panics
+/// When the directory is absent, with a message saying where it was looked for.
+pub fn fixtures_dir() -> PathBuf {
+    let dir = std::env::var_os("SSTREAM_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared/fixtures"));
+    assert!(
+        dir.join("SOURCES.txt").is_file(),
+        "shared fixtures not found at {}: CI has ../shared beside the checkout; \
+         locally, put it there or set SSTREAM_FIXTURES to the fixtures directory",
+        dir.display()
+    );
+    dir
+}
+
+/// A path below the fixtures directory.
+pub fn fixture(rel: &str) -> PathBuf {
+    fixtures_dir().join(rel)
+}
+
+/// The directory of the reference tool's executables (`sstream-query`, `sstream-mirror`, …):
+/// `$SSTREAM_REFERENCE_BIN`, else `.work/refvenv/bin` in the workspace.
+///
+/// # Panics
+/// When it is not installed, saying how to install it.
+pub fn reference_bin_dir() -> PathBuf {
+    let dir = std::env::var_os("SSTREAM_REFERENCE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".work/refvenv/bin"));
+    assert!(
+        dir.join("sstream-query").is_file(),
+        "the reference python-simplestreams is not installed at {}: run scripts/install-deps \
+         (or set SSTREAM_REFERENCE_BIN)",
+        dir.display()
+    );
+    dir
+}
+
+/// The path of one reference executable.
+pub fn reference_bin(name: &str) -> PathBuf {
+    reference_bin_dir().join(name)
+}
