@@ -32,6 +32,7 @@
 #![deny(missing_docs)]
 
 mod checksum;
+mod condense;
 mod error;
 mod filter;
 mod flatten;
@@ -45,6 +46,7 @@ mod select;
 mod tree;
 
 pub use checksum::{Digests, Expected, StreamVerifier};
+pub use condense::{condense, CondenseTop, DOWNLOAD_STICKY, IMAGE_IDS_STICKY};
 pub use error::{ChecksumKind, Error, Result};
 pub use filter::{Filter, FilterOp, FilterSet};
 pub use flatten::{flatten, for_each_flat_item, FlatItem, ItemId};
