@@ -52,6 +52,10 @@ pub use filter::{Filter, FilterOp, FilterSet};
 pub use flatten::{flatten, for_each_flat_item, FlatItem, ItemId};
 pub use index::{Index, IndexEntry, INDEX_FORMAT};
 pub use mirrors::{MirrorLocation, Mirrors, MIRRORS_FORMAT};
+pub use openpgp::{
+    clearsign, is_clearsigned, sign_detached, strip_clearsigned, verify_clearsigned, verify_detached,
+    ClearSigned, Keyring, SignerInfo, SigningKey, Verified,
+};
 pub use plan::{plan_versions, sorted_versions, version_cmp, PlanLimits, VersionPlan};
 pub use products::{parse_size, Item, Product, Products, Version, PRODUCTS_FORMAT};
 pub use safe_path::check_safe_path;
