@@ -1,0 +1,285 @@
+//! A store in a local directory: temporary file, fsync, rename.
+
+use std::fmt;
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+
+use super::{ByteStream, GetOptions, GetResult, ObjectMeta, PutOptions, Store, StoreLock, Validators};
+use crate::error::{Error, Result};
+
+/// Suffix of the temporary name an object is written under before its rename.
+const TEMP_SUFFIX: &str = ".part";
+
+/// Bytes buffered before a write to the file (large writes are what make copying fast).
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// Bytes per chunk when reading a file.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Objects as files below a root directory.
+///
+/// An object `a/b` is written to `a/.b.part`, flushed, then renamed to `a/b`; a crash at any
+/// moment leaves either the old object or the new one, never a mix. Paths are checked with
+/// [`simplestreams_core::check_safe_path`] before anything touches the disk.
+#[derive(Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+impl LocalStore {
+    /// A store rooted at `root` (created on the first write).
+    pub fn new(root: impl Into<PathBuf>) -> LocalStore {
+        LocalStore { root: root.into() }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn file(&self, path: &str) -> Result<PathBuf> {
+        simplestreams_core::check_safe_path(path)?;
+        Ok(self.root.join(path))
+    }
+
+    fn temp_of(file: &Path) -> PathBuf {
+        let name = file.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        file.with_file_name(format!(".{name}{TEMP_SUFFIX}"))
+    }
+
+    fn meta_of(path: &str, md: &std::fs::Metadata) -> ObjectMeta {
+        // The modification time in nanoseconds plus the size changes whenever the file is
+        // replaced, which is what a validator needs.
+        let mtime = md
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        ObjectMeta {
+            path: path.to_string(),
+            size: Some(md.len()),
+            validators: Validators {
+                etag: Some(format!("\"{mtime:x}-{:x}\"", md.len())),
+                last_modified: None,
+            },
+        }
+    }
+}
+
+impl fmt::Debug for LocalStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LocalStore({})", self.root.display())
+    }
+}
+
+impl fmt::Display for LocalStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.root.display())
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Aborted(format!("file task failed: {e}")))?
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}
+
+#[async_trait]
+impl Store for LocalStore {
+    async fn get(&self, path: &str, options: GetOptions) -> Result<GetResult> {
+        let file = self.file(path)?;
+        let mut f = tokio::fs::File::open(&file)
+            .await
+            .map_err(|e| Error::io(&file, e))?;
+        let md = f.metadata().await.map_err(|e| Error::io(&file, e))?;
+        if md.is_dir() {
+            return Err(Error::NotFound {
+                location: file.display().to_string(),
+            });
+        }
+        let meta = LocalStore::meta_of(path, &md);
+        if let Some(v) = &options.if_not_modified {
+            if v.etag.is_some() && v.etag == meta.validators.etag {
+                return Ok(GetResult::NotModified);
+            }
+        }
+        if let Some(offset) = options.offset {
+            f.seek(std::io::SeekFrom::Start(offset))
+                .await
+                .map_err(|e| Error::io(&file, e))?;
+        }
+        let body = tokio_util::io::ReaderStream::with_capacity(f, READ_CHUNK)
+            .map(move |r| r.map_err(|e| Error::io(&file, e)))
+            .boxed();
+        Ok(GetResult::Found { meta, body })
+    }
+
+    async fn head(&self, path: &str) -> Result<Option<ObjectMeta>> {
+        let file = self.file(path)?;
+        match tokio::fs::metadata(&file).await {
+            Ok(md) if md.is_file() => Ok(Some(LocalStore::meta_of(path, &md))),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(file, e)),
+        }
+    }
+
+    async fn put(&self, path: &str, mut body: ByteStream, options: PutOptions) -> Result<ObjectMeta> {
+        let file = self.file(path)?;
+        let temp = LocalStore::temp_of(&file);
+        if let Some(dir) = file.parent() {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| Error::io(dir, e))?;
+        }
+        let f = tokio::fs::File::create(&temp)
+            .await
+            .map_err(|e| Error::io(&temp, e))?;
+        let mut w = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, f);
+        let written: Result<()> = async {
+            while let Some(chunk) = body.next().await {
+                w.write_all(&chunk?).await.map_err(|e| Error::io(&temp, e))?;
+            }
+            w.flush().await.map_err(|e| Error::io(&temp, e))?;
+            if options.durable {
+                w.get_ref().sync_all().await.map_err(|e| Error::io(&temp, e))?;
+            }
+            Ok(())
+        }
+        .await;
+        drop(w);
+        if let Err(e) = written {
+            // Nothing was published; the temporary file is garbage.
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(e);
+        }
+        let durable = options.durable;
+        let path_owned = path.to_string();
+        blocking(move || {
+            std::fs::rename(&temp, &file).map_err(|e| Error::io(&file, e))?;
+            if durable {
+                if let Some(dir) = file.parent() {
+                    sync_dir(dir)?;
+                }
+            }
+            let md = std::fs::metadata(&file).map_err(|e| Error::io(&file, e))?;
+            Ok(LocalStore::meta_of(&path_owned, &md))
+        })
+        .await
+    }
+
+    async fn delete(&self, path: &str) -> Result<()> {
+        let file = self.file(path)?;
+        tokio::fs::remove_file(&file)
+            .await
+            .map_err(|e| Error::io(&file, e))?;
+        // Remove directories left empty, up to the root, as the reference does.
+        let root = self.root.clone();
+        let _ = blocking(move || {
+            let mut dir = file.parent().map(Path::to_path_buf);
+            while let Some(d) = dir {
+                if d == root || std::fs::remove_dir(&d).is_err() {
+                    break;
+                }
+                dir = d.parent().map(Path::to_path_buf);
+            }
+            Ok(())
+        })
+        .await;
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        let root = self.root.clone();
+        let prefix = prefix.to_string();
+        blocking(move || {
+            let mut out = Vec::new();
+            let mut stack = vec![root.clone()];
+            while let Some(dir) = stack.pop() {
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                    Err(e) => return Err(Error::io(&dir, e)),
+                };
+                for entry in entries {
+                    let entry = entry.map_err(|e| Error::io(&dir, e))?;
+                    let p = entry.path();
+                    let md = entry.metadata().map_err(|e| Error::io(&p, e))?;
+                    let Ok(rel) = p.strip_prefix(&root) else { continue };
+                    let rel = rel.to_string_lossy().replace('\\', "/");
+                    if md.is_dir() {
+                        stack.push(p);
+                        continue;
+                    }
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if name.starts_with('.') && name.ends_with(TEMP_SUFFIX) {
+                        continue;
+                    }
+                    if rel.starts_with(&prefix) {
+                        out.push(LocalStore::meta_of(&rel, &md));
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn lock(&self, name: &str) -> Result<StoreLock> {
+        let file = self.file(name)?;
+        blocking(move || {
+            if let Some(dir) = file.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&file)
+                .map_err(|e| Error::io(&file, e))?;
+            try_lock(&f).map_err(|e| match e.kind() {
+                ErrorKind::WouldBlock => Error::Locked {
+                    target: file.display().to_string(),
+                    message: "held by another process".into(),
+                },
+                _ => Error::io(&file, e),
+            })?;
+            // The owner's pid, for a human wondering who holds it; the kernel lock is what counts,
+            // and it goes away with the process, even after kill -9.
+            let _ = f.set_len(0);
+            let _ = writeln!(f, "{}", std::process::id());
+            Ok(StoreLock::new(file.display().to_string(), Box::new(f)))
+        })
+        .await
+    }
+}
+
+#[cfg(unix)]
+fn try_lock(f: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a file descriptor we own; no memory is passed.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(unix))]
+fn try_lock(_f: &std::fs::File) -> std::io::Result<()> {
+    Ok(())
+}
