@@ -1,0 +1,10 @@
+//! The command implementations behind the `sstream-*` binaries. The binaries are thin: each
+//! parses nothing itself and calls one `run` here, so the commands can be tested in-process.
+#![deny(missing_docs)]
+
+pub mod common;
+pub mod mirror_cmd;
+pub mod pyfmt;
+pub mod query_cmd;
+pub mod sign_cmd;
+pub mod source;

@@ -1,0 +1,234 @@
+//! Reading metadata for the commands: where a mirror URL points, fetching a file from it, and
+//! the signature policy of SPEC §6 (what must be signed, and checking it).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use simplestreams_core::openpgp::{self, Keyring};
+use tracing::{info, warn};
+
+/// The keyring the reference uses when none is given.
+pub const DEFAULT_KEYRING: &str = "/usr/share/keyrings/ubuntu-cloudimage-keyring.gpg";
+
+/// Splits a URL naming `streams/v1/<x>.json|.sjson` into (mirror root, path), as the reference
+/// does; `--path` wins; otherwise the path is `streams/v1/index.sjson`.
+pub fn split_mirror_url(url: &str, path: Option<&str>) -> (String, String) {
+    if let Some(p) = path {
+        return (url.to_string(), p.to_string());
+    }
+    if let Some(pos) = url.find("streams/v1/") {
+        let rest = &url[pos..];
+        if (rest.ends_with(".json") || rest.ends_with(".sjson"))
+            && rest.len() > "streams/v1/.json".len() - 1
+        {
+            return (url[..pos].to_string(), rest.to_string());
+        }
+    }
+    (url.to_string(), "streams/v1/index.sjson".to_string())
+}
+
+/// What must be signed, and the keys to check it with.
+pub enum SignaturePolicy {
+    /// The entry path is `.json` and no keyring was given: files are read as they are.
+    Unsigned,
+    /// The entry path is `.sjson`: every file read must be clear-signed; checked against the
+    /// keyring unless it is `None` (`--no-verify`).
+    RequireSigned(Option<Keyring>),
+    /// The entry path is `.json` and a keyring was given: the `.sjson` sibling of each file is
+    /// tried first and verified; the `.json` is read when there is no signed sibling.
+    PreferSigned(Keyring),
+}
+
+impl SignaturePolicy {
+    /// The policy for an entry path. `explicit_keyring` is whether `--keyring` was given.
+    pub fn for_entry_path(
+        path: &str,
+        verify: bool,
+        keyrings: &[PathBuf],
+        explicit_keyring: bool,
+    ) -> anyhow::Result<Self> {
+        if path.ends_with(".sjson") {
+            if !verify {
+                return Ok(SignaturePolicy::RequireSigned(None));
+            }
+            return Ok(SignaturePolicy::RequireSigned(Some(load_keyrings(
+                keyrings,
+            )?)));
+        }
+        if verify && explicit_keyring {
+            return Ok(SignaturePolicy::PreferSigned(load_keyrings(keyrings)?));
+        }
+        Ok(SignaturePolicy::Unsigned)
+    }
+}
+
+/// Reads and merges keyring files (binary or armored).
+pub fn load_keyrings(paths: &[PathBuf]) -> anyhow::Result<Keyring> {
+    let mut merged: Option<Keyring> = None;
+    for path in paths {
+        let bytes = std::fs::read(path).with_context(|| {
+            format!(
+                "cannot read keyring {} (give one with --keyring, or --no-verify to skip checks)",
+                path.display()
+            )
+        })?;
+        let ring = Keyring::from_bytes(&bytes, &path.display().to_string())?;
+        match &mut merged {
+            Some(m) => m.merge(ring),
+            None => merged = Some(ring),
+        }
+    }
+    merged.context("no keyring given")
+}
+
+/// Reads metadata files below a mirror root, applying a [`SignaturePolicy`].
+pub struct MetadataReader {
+    mirror: String,
+    policy: SignaturePolicy,
+    http: reqwest::Client,
+}
+
+impl MetadataReader {
+    /// A reader for `mirror` (http(s)://, file:// or a directory).
+    pub fn new(mirror: &str, policy: SignaturePolicy) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(30))
+            .read_timeout(std::time::Duration::from_secs(60))
+            .user_agent(concat!("simplestreams-rs/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(MetadataReader {
+            mirror: mirror.to_string(),
+            policy,
+            http,
+        })
+    }
+
+    /// The URL of an item `path`, as the reference prints it (`item_url`).
+    pub fn item_url(&self, path: &str) -> String {
+        join_url(&self.mirror, path)
+    }
+
+    /// Reads `path`, returning the JSON payload and the name to use in messages.
+    pub async fn read(&self, path: &str) -> anyhow::Result<(Vec<u8>, String)> {
+        if let SignaturePolicy::PreferSigned(keyring) = &self.policy {
+            if let Some(stem) = path.strip_suffix(".json") {
+                let signed = format!("{stem}.sjson");
+                if let Some(bytes) = self.fetch(&signed).await? {
+                    let name = self.item_url(&signed);
+                    let verified = openpgp::verify_clearsigned(&bytes, keyring, &name)?;
+                    log_verified(&name, &verified.signer);
+                    return Ok((verified.payload, name));
+                }
+                info!(
+                    "{}: no signed sibling {signed}; reading it unsigned",
+                    self.item_url(path)
+                );
+            }
+        }
+        let name = self.item_url(path);
+        let bytes = self
+            .fetch(path)
+            .await?
+            .with_context(|| format!("{name}: not found"))?;
+        match &self.policy {
+            SignaturePolicy::RequireSigned(Some(keyring)) => {
+                let verified = openpgp::verify_clearsigned(&bytes, keyring, &name)?;
+                log_verified(&name, &verified.signer);
+                Ok((verified.payload, name))
+            }
+            SignaturePolicy::RequireSigned(None) => {
+                Ok((openpgp::strip_clearsigned(&bytes, &name)?, name))
+            }
+            SignaturePolicy::Unsigned | SignaturePolicy::PreferSigned(_) => Ok((bytes, name)),
+        }
+    }
+
+    /// Fetches bytes; `None` when the file does not exist (HTTP 404 or no such file).
+    async fn fetch(&self, path: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let url = join_url(&self.mirror, path);
+        if url.starts_with("http://") || url.starts_with("https://") {
+            let resp = self
+                .http
+                .get(&url)
+                .send()
+                .await
+                .with_context(|| format!("{url}: request failed"))?;
+            if resp.status() == reqwest::StatusCode::NOT_FOUND {
+                return Ok(None);
+            }
+            let resp = resp
+                .error_for_status()
+                .with_context(|| format!("{url}: request failed"))?;
+            let bytes = resp
+                .bytes()
+                .await
+                .with_context(|| format!("{url}: reading the body failed"))?;
+            return Ok(Some(bytes.to_vec()));
+        }
+        let file = local_path(&url)?;
+        match tokio::fs::read(&file).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", file.display())),
+        }
+    }
+}
+
+fn log_verified(name: &str, signer: &openpgp::SignerInfo) {
+    if signer.expired {
+        warn!(
+            "{name}: good signature from an expired key {}",
+            signer.fingerprint
+        );
+    }
+    info!(
+        "{name}: good signature from {} {}",
+        signer.fingerprint,
+        signer.user_ids.join(", ")
+    );
+}
+
+/// Joins a mirror root and a path the way the reference does (plain concatenation), adding the
+/// `/` that users often leave off a directory or URL.
+pub fn join_url(mirror: &str, path: &str) -> String {
+    if mirror.is_empty() || mirror.ends_with('/') {
+        format!("{mirror}{path}")
+    } else {
+        format!("{mirror}/{path}")
+    }
+}
+
+/// A `file://` URL or plain path as a filesystem path.
+pub fn local_path(url: &str) -> anyhow::Result<PathBuf> {
+    if url.starts_with("file://") {
+        let parsed = url::Url::parse(url).with_context(|| format!("bad URL {url}"))?;
+        return parsed
+            .to_file_path()
+            .map_err(|_| anyhow::anyhow!("bad file URL {url}"));
+    }
+    Ok(Path::new(url).to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_like_the_reference() {
+        assert_eq!(
+            split_mirror_url("http://x/releases/streams/v1/index.sjson", None),
+            ("http://x/releases/".into(), "streams/v1/index.sjson".into())
+        );
+        assert_eq!(
+            split_mirror_url("http://x/releases/", None),
+            ("http://x/releases/".into(), "streams/v1/index.sjson".into())
+        );
+        assert_eq!(
+            split_mirror_url("/m", Some("streams/v1/a.json")),
+            ("/m".into(), "streams/v1/a.json".into())
+        );
+        assert_eq!(join_url("/m", "a"), "/m/a");
+        assert_eq!(join_url("/m/", "a"), "/m/a");
+    }
+}
