@@ -74,7 +74,7 @@ pub enum Error {
         url: String,
         /// The size or checksum failure.
         #[source]
-        source: simplestreams_core::Error,
+        source: Box<simplestreams_core::Error>,
     },
 
     /// An item could not be fetched or stored: names the item and its URL.
@@ -91,7 +91,7 @@ pub enum Error {
 
     /// Metadata could not be parsed, a path was unsafe, a signature failed: from the core.
     #[error(transparent)]
-    Core(#[from] simplestreams_core::Error),
+    Core(Box<simplestreams_core::Error>),
 
     /// The state file of a target could not be read or written.
     #[error("{path}: state: {message}")]
@@ -106,6 +106,12 @@ pub enum Error {
     /// verification); nothing was published.
     #[error("aborted: {0}")]
     Aborted(String),
+}
+
+impl From<simplestreams_core::Error> for Error {
+    fn from(e: simplestreams_core::Error) -> Error {
+        Error::Core(Box::new(e))
+    }
 }
 
 impl Error {

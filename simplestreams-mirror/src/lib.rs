@@ -64,8 +64,7 @@ mod target;
 pub mod testkit;
 
 pub use engine::{
-    MetadataMode, Mirror, NoProgress, PlanLine, Progress, Report, SignaturePolicy,
-    SignatureVerifier, SyncOptions,
+    MetadataMode, Mirror, NoProgress, PlanLine, Progress, Report, SignaturePolicy, SyncOptions,
 };
 pub use error::{Error, Result};
 pub use source::{
@@ -77,6 +76,6 @@ pub use store::{
     PutOptions, Store, StoreExt, StoreLock, Validators,
 };
 pub use target::{
-    ContentState, HeldItem, ItemKey, ItemTree, NewItem, PendingRemoval, State, StoreTarget,
-    Target, STATE_DIR,
+    ContentState, HeldItem, ItemKey, ItemTree, NewItem, PendingRemoval, State, StoreTarget, Target,
+    STATE_DIR,
 };

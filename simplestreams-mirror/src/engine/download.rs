@@ -24,7 +24,7 @@ pub(crate) fn verifying(
     let fail = move |e: simplestreams_core::Error| Error::Verify {
         item: name.clone(),
         url: url.clone(),
-        source: e,
+        source: Box::new(e),
     };
     stream::unfold(Some((body, verifier, fail, progress)), |st| async move {
         let (mut body, mut v, fail, progress) = st?;
@@ -79,16 +79,22 @@ pub(crate) async fn fetch_item(
         .map_err(|e| Error::Verify {
             item: item.key.to_string(),
             url: url.clone(),
-            source: e,
+            source: Box::new(e),
         })?;
     if target.has_content(item).await.map_err(wrap)? {
         tracing::debug!("{}: already present and verified", item.key);
         return Ok(Fetch::Present);
     }
-    let body = match source.get(path, GetOptions::default()).await.map_err(wrap)? {
+    let body = match source
+        .get(path, GetOptions::default())
+        .await
+        .map_err(wrap)?
+    {
         GetResult::Found { body, .. } => body,
         GetResult::NotModified => {
-            return Err(wrap(Error::Aborted("not modified to an unconditional request".into())))
+            return Err(wrap(Error::Aborted(
+                "not modified to an unconditional request".into(),
+            )))
         }
     };
     let body = verifying(body, item, url.clone(), progress);

@@ -1,39 +1,32 @@
 //! Reading metadata files: conditional fetches, and the signature policy (SPEC §6).
 
-use std::fmt::Debug;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use simplestreams_core::openpgp::{self, Keyring};
 
 use crate::error::{Error, Result};
 use crate::source::Source;
 use crate::store::{collect, GetOptions, GetResult, Validators};
 use crate::target::{State, Target};
 
-/// Checks OpenPGP clear-signed metadata. Implemented over the core's OpenPGP module by callers
-/// that have a keyring.
-pub trait SignatureVerifier: Send + Sync + Debug {
-    /// Verifies a clear-signed document; answers its content and who signed it
-    /// (a key id or fingerprint, for `-v` output).
-    fn verify_clearsigned(&self, file: &str, bytes: &[u8]) -> Result<(Vec<u8>, String)>;
-}
-
 /// How signatures are handled, as the reference does by default: when the entry path is a
-/// `.sjson`, every file read must be clear-signed and is verified (unless `verify` is off);
-/// a `.json` entry is read as is (a clear-signed file found there is unwrapped unverified).
+/// `.sjson`, every file read must be clear-signed and is verified against `keyring` (unless
+/// `verify` is off, `--no-verify`); a `.json` entry is read as is (a clear-signed file met there
+/// is unwrapped, unverified).
 #[derive(Debug, Clone)]
 pub struct SignaturePolicy {
     /// Verify signatures (`--no-verify`/`-U` turns it off).
     pub verify: bool,
-    /// The verifier built from `--keyring`.
-    pub verifier: Option<Arc<dyn SignatureVerifier>>,
+    /// The keys to verify with (`--keyring`).
+    pub keyring: Option<Arc<Keyring>>,
 }
 
 impl Default for SignaturePolicy {
     fn default() -> Self {
         SignaturePolicy {
             verify: true,
-            verifier: None,
+            keyring: None,
         }
     }
 }
@@ -41,10 +34,10 @@ impl Default for SignaturePolicy {
 impl SignaturePolicy {
     /// The JSON inside a metadata file, checking its signature as the policy says.
     pub fn open(&self, file: &str, raw: &[u8], signed_stream: bool) -> Result<Vec<u8>> {
-        let is_signed = super::clearsign::is_clearsigned(raw);
+        let is_signed = openpgp::is_clearsigned(raw);
         if !signed_stream {
             return match is_signed {
-                true => super::clearsign::strip(file, raw),
+                true => Ok(openpgp::strip_clearsigned(raw, file)?),
                 false => Ok(raw.to_vec()),
             };
         }
@@ -57,18 +50,29 @@ impl SignaturePolicy {
             .into());
         }
         if !self.verify {
-            return super::clearsign::strip(file, raw);
+            return Ok(openpgp::strip_clearsigned(raw, file)?);
         }
-        let Some(verifier) = &self.verifier else {
+        let Some(keyring) = &self.keyring else {
             return Err(simplestreams_core::Error::Signature {
                 file: file.into(),
                 reason: "no keyring to verify it with (give --keyring K, or --no-verify)".into(),
             }
             .into());
         };
-        let (content, signer) = verifier.verify_clearsigned(file, raw)?;
-        tracing::info!("{file}: signature verified, made by {signer}");
-        Ok(content)
+        let verified = openpgp::verify_clearsigned(raw, keyring, file)?;
+        let signer = &verified.signer;
+        if signer.expired {
+            tracing::warn!(
+                "{file}: good signature from {}, a key that has since expired",
+                signer.fingerprint
+            );
+        }
+        tracing::info!(
+            "{file}: good signature from {} {}",
+            signer.fingerprint,
+            signer.user_id()
+        );
+        Ok(verified.payload)
     }
 }
 

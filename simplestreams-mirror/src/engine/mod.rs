@@ -5,19 +5,19 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
+use simplestreams_core::openpgp::SigningKey;
 use simplestreams_core::{Document, FilterSet, PlanLimits, Products, PRODUCTS_FORMAT};
 
 use crate::error::{Error, Result};
 use crate::source::Source;
 use crate::target::{HeldItem, ItemKey, NewItem, PendingRemoval, State, Target};
 
-mod clearsign;
 mod download;
 mod metadata;
 mod plan;
 mod publish;
 
-pub use metadata::{SignaturePolicy, SignatureVerifier};
+pub use metadata::SignaturePolicy;
 
 use download::{fetch_item, Fetch};
 use metadata::{fetch, Fetched};
@@ -30,8 +30,9 @@ pub enum MetadataMode {
     /// the Glance charm expect; they may name items the filters left out.
     #[default]
     Verbatim,
-    /// Only what was mirrored: products files rewritten to the items held, written unsigned as
-    /// `.json` (an index entry path `X.sjson` becomes `X.json`).
+    /// Only what was mirrored: products files rewritten to the items held; unsigned as `.json`
+    /// (an index entry path `X.sjson` becomes `X.json`), or clear-signed as `.sjson` with
+    /// [`SyncOptions::signing_key`].
     Filtered,
 }
 
@@ -52,6 +53,9 @@ pub struct SyncOptions {
     pub metadata: MetadataMode,
     /// Signature handling.
     pub signatures: SignaturePolicy,
+    /// With [`MetadataMode::Filtered`]: clear-sign the published files with this key (they are
+    /// then published as `.sjson`).
+    pub signing_key: Option<Arc<SigningKey>>,
 }
 
 impl Default for SyncOptions {
@@ -64,6 +68,7 @@ impl Default for SyncOptions {
             jobs: 4,
             metadata: MetadataMode::default(),
             signatures: SignaturePolicy::default(),
+            signing_key: None,
         }
     }
 }
@@ -208,7 +213,9 @@ impl Mirror {
         let url = self.source.url(path);
         let mut products = Products::from_slice(&json, &url)?;
         products.expand_aliases(&url)?;
-        let cid = content_id.unwrap_or_else(|| products.content_id()).to_string();
+        let cid = content_id
+            .unwrap_or_else(|| products.content_id())
+            .to_string();
         plan_products(
             Some(&cid),
             path,
@@ -226,7 +233,9 @@ impl Mirror {
         let url = self.source.url(&entry);
         match Document::from_slice(&json, &url)? {
             Document::Products(_) => {
-                let plan = self.plan_one(state, None, &entry, Some((fetched, json))).await?;
+                let plan = self
+                    .plan_one(state, None, &entry, Some((fetched, json)))
+                    .await?;
                 Ok(Gathered {
                     index: None,
                     plans: vec![plan],
@@ -241,7 +250,9 @@ impl Mirror {
                     .filter_map(|(cid, e)| Some((cid.clone(), e.path()?.to_string())))
                     .collect();
                 let results: Vec<Result<ProductsPlan>> = stream::iter(entries)
-                    .map(|(cid, path)| async move { self.plan_one(state, Some(&cid), &path, None).await })
+                    .map(|(cid, path)| async move {
+                        self.plan_one(state, Some(&cid), &path, None).await
+                    })
                     .buffered(self.options.jobs.max(1))
                     .collect()
                     .await;
@@ -333,13 +344,22 @@ impl Mirror {
                 );
                 continue;
             }
-            match publish::products(&*self.target, &plan, self.options.metadata).await {
+            match publish::products(
+                &*self.target,
+                &plan,
+                self.options.metadata,
+                self.options.signing_key.as_deref(),
+            )
+            .await
+            {
                 Ok(published) => {
                     if published {
                         report.products_published.push(plan.path.clone());
                     }
                     if self.options.metadata == MetadataMode::Verbatim {
-                        state.validators.insert(plan.path.clone(), plan.fetched.validators.clone());
+                        state
+                            .validators
+                            .insert(plan.path.clone(), plan.fetched.validators.clone());
                     }
                     state.content.insert(plan.content_id.clone(), plan.after);
                     removed.extend(plan.remove);
@@ -352,17 +372,32 @@ impl Mirror {
         }
         if let Some((fetched, index)) = &g.index {
             if all_ok {
-                match publish::index(&*self.target, &self.options.entry, fetched, index, &state, self.options.metadata).await {
+                match publish::index(
+                    &*self.target,
+                    &self.options.entry,
+                    fetched,
+                    index,
+                    &state,
+                    self.options.metadata,
+                    self.options.signing_key.as_deref(),
+                )
+                .await
+                {
                     Ok(published) => {
                         report.index_published = published;
                         if self.options.metadata == MetadataMode::Verbatim {
-                            state.validators.insert(self.options.entry.clone(), fetched.validators.clone());
+                            state
+                                .validators
+                                .insert(self.options.entry.clone(), fetched.validators.clone());
                         }
                     }
                     Err(e) => report.errors.push(e),
                 }
             } else {
-                tracing::error!("{}: not published, as some products files failed; the previous one stays", self.options.entry);
+                tracing::error!(
+                    "{}: not published, as some products files failed; the previous one stays",
+                    self.options.entry
+                );
             }
         }
 
@@ -390,7 +425,11 @@ impl Mirror {
         let pending = std::mem::take(&mut state.pending);
         let refs = state.path_refs();
         for p in pending {
-            if p.held.path.as_deref().is_some_and(|path| refs.contains_key(path)) {
+            if p.held
+                .path
+                .as_deref()
+                .is_some_and(|path| refs.contains_key(path))
+            {
                 continue;
             }
             if let Err(e) = self.target.remove_item(&p.key, &p.held).await {

@@ -113,7 +113,10 @@ pub(crate) fn plan_products(
             }
         }
         for version in &plan.add {
-            let Some(sels) = by_product.get(product).and_then(|v| v.get(version.as_str())) else {
+            let Some(sels) = by_product
+                .get(product)
+                .and_then(|v| v.get(version.as_str()))
+            else {
                 continue;
             };
             for sel in sels {
@@ -162,9 +165,7 @@ pub(crate) fn plan_products(
 
 /// The paths added items would share with items already kept, with equal content: those need
 /// no download.
-pub(crate) fn kept_paths(
-    plans: &[ProductsPlan],
-) -> HashMap<String, HeldItem> {
+pub(crate) fn kept_paths(plans: &[ProductsPlan]) -> HashMap<String, HeldItem> {
     let mut kept = HashMap::new();
     for plan in plans {
         let adding: std::collections::HashSet<&ItemKey> = plan.add.iter().map(|n| &n.key).collect();

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use serde_json::Value;
+use simplestreams_core::openpgp::{self, SigningKey};
 use simplestreams_core::{Index, Products};
 
 use super::metadata::Fetched;
@@ -10,12 +11,26 @@ use super::MetadataMode;
 use crate::error::Result;
 use crate::target::{ContentState, State, Target};
 
-/// Where a filtered (unsigned) copy of `path` is published: `X.sjson` becomes `X.json`.
-pub(crate) fn unsigned_path(path: &str) -> String {
-    match path.strip_suffix(".sjson") {
-        Some(stem) => format!("{stem}.json"),
-        None => path.to_string(),
+/// Where a filtered copy of `path` is published: `X.sjson` becomes `X.json` when unsigned, and
+/// `X.json` becomes `X.sjson` when signed, so that a signed index never names unsigned files.
+pub(crate) fn filtered_path(path: &str, signed: bool) -> String {
+    match (
+        signed,
+        path.strip_suffix(".sjson"),
+        path.strip_suffix(".json"),
+    ) {
+        (false, Some(stem), _) => format!("{stem}.json"),
+        (true, None, Some(stem)) => format!("{stem}.sjson"),
+        _ => path.to_string(),
     }
+}
+
+/// The JSON, clear-signed when a key is given.
+fn maybe_sign(json: Vec<u8>, key: Option<&SigningKey>) -> Result<Bytes> {
+    Ok(Bytes::from(match key {
+        Some(key) => openpgp::clearsign(&json, key)?,
+        None => json,
+    }))
 }
 
 /// The products document reduced to the items held.
@@ -38,7 +53,12 @@ fn filtered_products(products: &Products, held: &ContentState) -> Products {
 }
 
 /// Publishes one products file; `false` when the published copy is already this one.
-pub(crate) async fn products(target: &dyn Target, plan: &ProductsPlan, mode: MetadataMode) -> Result<bool> {
+pub(crate) async fn products(
+    target: &dyn Target,
+    plan: &ProductsPlan,
+    mode: MetadataMode,
+    key: Option<&SigningKey>,
+) -> Result<bool> {
     match mode {
         MetadataMode::Verbatim => {
             if plan.fetched.not_modified {
@@ -50,8 +70,8 @@ pub(crate) async fn products(target: &dyn Target, plan: &ProductsPlan, mode: Met
         }
         MetadataMode::Filtered => {
             let doc = filtered_products(&plan.products, &plan.after);
-            let path = unsigned_path(&plan.path);
-            let bytes = Bytes::from(doc.to_vec_pretty());
+            let path = filtered_path(&plan.path, key.is_some());
+            let bytes = maybe_sign(doc.to_vec_pretty(), key)?;
             if target.read_published(&path).await?.as_ref() == Some(&bytes) {
                 return Ok(false);
             }
@@ -69,6 +89,7 @@ pub(crate) async fn index(
     index: &Index,
     state: &State,
     mode: MetadataMode,
+    key: Option<&SigningKey>,
 ) -> Result<bool> {
     match mode {
         MetadataMode::Verbatim => {
@@ -84,16 +105,20 @@ pub(crate) async fn index(
                     continue;
                 };
                 if let Some(Value::String(p)) = e.fields.get_mut("path") {
-                    *p = unsigned_path(p);
+                    *p = filtered_path(p, key.is_some());
                 }
                 if e.fields.contains_key("products") {
-                    let names: Vec<Value> = held.items.keys().map(|k| Value::String(k.clone())).collect();
+                    let names: Vec<Value> = held
+                        .items
+                        .keys()
+                        .map(|k| Value::String(k.clone()))
+                        .collect();
                     e.fields.insert("products".into(), Value::Array(names));
                 }
             }
             out.index.retain(|cid, _| state.content.contains_key(cid));
-            let path = unsigned_path(entry);
-            let bytes = Bytes::from(out.to_vec_pretty());
+            let path = filtered_path(entry, key.is_some());
+            let bytes = maybe_sign(out.to_vec_pretty(), key)?;
             if target.read_published(&path).await?.as_ref() == Some(&bytes) {
                 return Ok(false);
             }

@@ -136,7 +136,12 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 pub(crate) fn validators_of(headers: &HeaderMap) -> Validators {
-    let get = |h| headers.get(h).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let get = |h| {
+        headers
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     Validators {
         etag: get(header::ETAG),
         last_modified: get(header::LAST_MODIFIED),
@@ -166,7 +171,11 @@ impl HttpSource {
     }
 
     /// A source sharing an existing client (connections are pooled per client).
-    pub fn with_client(location: &str, client: reqwest::Client, retry: RetryConfig) -> Result<HttpSource> {
+    pub fn with_client(
+        location: &str,
+        client: reqwest::Client,
+        retry: RetryConfig,
+    ) -> Result<HttpSource> {
         let mut base = Url::parse(location).map_err(|e| Error::Location {
             location: location.into(),
             message: e.to_string(),
@@ -225,7 +234,9 @@ impl Source for HttpSource {
                 other => {
                     return Err(Error::Transport {
                         url: url.to_string(),
-                        message: format!("asked for bytes from {offset}, got Content-Range {other:?}"),
+                        message: format!(
+                            "asked for bytes from {offset}, got Content-Range {other:?}"
+                        ),
                     })
                 }
             }
@@ -238,7 +249,15 @@ impl Source for HttpSource {
             size,
             validators: validators.clone(),
         };
-        let body = resuming(self.requester.clone(), url, resp, offset, skip, size, validators.etag);
+        let body = resuming(
+            self.requester.clone(),
+            url,
+            resp,
+            offset,
+            skip,
+            size,
+            validators.etag,
+        );
         Ok(GetResult::Found { meta, body })
     }
 

@@ -104,7 +104,11 @@ impl Body {
             }
             let wait = self.requester.retry.backoff(self.failures);
             self.failures += 1;
-            tracing::info!("{}: {why}; resuming at byte {} in {wait:?}", self.url, self.pos);
+            tracing::info!(
+                "{}: {why}; resuming at byte {} in {wait:?}",
+                self.url,
+                self.pos
+            );
             tokio::time::sleep(wait).await;
             let resp = match self.requester.request(&self.url, self.pos, None).await {
                 Ok(r) => r,

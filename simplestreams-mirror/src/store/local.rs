@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
-use super::{ByteStream, GetOptions, GetResult, ObjectMeta, PutOptions, Store, StoreLock, Validators};
+use super::{
+    ByteStream, GetOptions, GetResult, ObjectMeta, PutOptions, Store, StoreLock, Validators,
+};
 use crate::error::{Error, Result};
 
 /// Suffix of the temporary name an object is written under before its rename.
@@ -48,7 +50,10 @@ impl LocalStore {
     }
 
     fn temp_of(file: &Path) -> PathBuf {
-        let name = file.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
         file.with_file_name(format!(".{name}{TEMP_SUFFIX}"))
     }
 
@@ -136,7 +141,12 @@ impl Store for LocalStore {
         }
     }
 
-    async fn put(&self, path: &str, mut body: ByteStream, options: PutOptions) -> Result<ObjectMeta> {
+    async fn put(
+        &self,
+        path: &str,
+        mut body: ByteStream,
+        options: PutOptions,
+    ) -> Result<ObjectMeta> {
         let file = self.file(path)?;
         let temp = LocalStore::temp_of(&file);
         if let Some(dir) = file.parent() {
@@ -150,11 +160,16 @@ impl Store for LocalStore {
         let mut w = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, f);
         let written: Result<()> = async {
             while let Some(chunk) = body.next().await {
-                w.write_all(&chunk?).await.map_err(|e| Error::io(&temp, e))?;
+                w.write_all(&chunk?)
+                    .await
+                    .map_err(|e| Error::io(&temp, e))?;
             }
             w.flush().await.map_err(|e| Error::io(&temp, e))?;
             if options.durable {
-                w.get_ref().sync_all().await.map_err(|e| Error::io(&temp, e))?;
+                w.get_ref()
+                    .sync_all()
+                    .await
+                    .map_err(|e| Error::io(&temp, e))?;
             }
             Ok(())
         }
@@ -217,7 +232,9 @@ impl Store for LocalStore {
                     let entry = entry.map_err(|e| Error::io(&dir, e))?;
                     let p = entry.path();
                     let md = entry.metadata().map_err(|e| Error::io(&p, e))?;
-                    let Ok(rel) = p.strip_prefix(&root) else { continue };
+                    let Ok(rel) = p.strip_prefix(&root) else {
+                        continue;
+                    };
                     let rel = rel.to_string_lossy().replace('\\', "/");
                     if md.is_dir() {
                         stack.push(p);

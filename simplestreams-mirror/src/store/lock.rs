@@ -20,6 +20,8 @@ impl StoreLock {
 
 impl fmt::Debug for StoreLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoreLock").field("what", &self.what).finish()
+        f.debug_struct("StoreLock")
+            .field("what", &self.what)
+            .finish()
     }
 }

@@ -8,7 +8,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 
-use super::{byte_stream, ByteStream, GetOptions, GetResult, ObjectMeta, PutOptions, Store, StoreLock, Validators};
+use super::{
+    byte_stream, ByteStream, GetOptions, GetResult, ObjectMeta, PutOptions, Store, StoreLock,
+    Validators,
+};
 use crate::error::{Error, Result};
 
 /// Objects kept in a map in memory. Cloning gives another handle on the same objects.
