@@ -270,3 +270,34 @@ fn bad_json_names_file_and_field() {
         "{err}"
     );
 }
+
+/// Over real HTTP (a server on 127.0.0.1): the same output as the reference, including the
+/// item URLs, for a mirror URL given without the trailing slash and `--path`.
+#[test]
+fn http_mirror_matches_reference() {
+    use simplestreams_testutil::http_server::TestServer;
+    let server = TestServer::serve_dir(fixture("python-examples/foocloud"));
+    let index = server.url_for("/streams/v1/index.json");
+    let out = same_as_reference(&["--max", "1", &index, "arch=amd64"]);
+    assert!(out.contains(&server.url_for("/files/")), "{out}");
+    let root = server.url();
+    let with_path =
+        same_as_reference(&["--path", "streams/v1/index.json", &root, "ftype=disk1.img"]);
+    // Better than the reference, which crashes here: the root without its trailing slash.
+    let o = ours(&[
+        "--path",
+        "streams/v1/index.json",
+        root.trim_end_matches('/'),
+        "ftype=disk1.img",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), with_path);
+    // A server error is reported with the URL.
+    let o = ours(&[&server.url_for("/streams/v1/missing.json")]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("missing.json"),
+        "{}",
+        text(&o.stderr)
+    );
+}
