@@ -146,7 +146,13 @@ fn parse_binary(bytes: &[u8]) -> Result<Vec<SignedPublicKey>, String> {
         .peekable();
     let mut certs = Vec::new();
     for cert in SignedPublicKey::from_packets(packets) {
-        certs.push(cert.map_err(|e| format!("cannot read public key {}: {e}", certs.len() + 1))?);
+        certs.push(cert.map_err(|e| {
+            format!(
+                "cannot read public key {}: {}",
+                certs.len() + 1,
+                super::one_line(&e)
+            )
+        })?);
     }
     if certs.is_empty() && starts_secret_key(bytes) {
         return Err(secret_key_given());
@@ -182,11 +188,15 @@ fn parse_armored(bytes: &[u8]) -> Result<Vec<SignedPublicKey>, String> {
             }
         }
         let (keys, _headers) = SignedPublicKey::from_armor_many(block)
-            .map_err(|e| format!("armor block {}: {e}", n + 1))?;
+            .map_err(|e| format!("armor block {}: {}", n + 1, super::one_line(&e)))?;
         for key in keys {
-            certs.push(
-                key.map_err(|e| format!("armor block {}: cannot read public key: {e}", n + 1))?,
-            );
+            certs.push(key.map_err(|e| {
+                format!(
+                    "armor block {}: cannot read public key: {}",
+                    n + 1,
+                    super::one_line(&e)
+                )
+            })?);
         }
     }
     Ok(certs)

@@ -55,6 +55,14 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
+/// An error of the `pgp` crate on one line (some of its messages span several).
+fn one_line(e: &impl std::fmt::Display) -> String {
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// `2023-02-24 13:05:00 UTC`, for messages.
 fn format_time(secs: u64) -> String {
     i64::try_from(secs)

@@ -57,8 +57,12 @@ impl SigningKey {
             source_name: source_name.to_owned(),
             reason,
         };
-        let (secret, _headers) = SignedSecretKey::from_armor_single(bytes)
-            .map_err(|e| err(format!("not an armored OpenPGP secret key: {e}")))?;
+        let (secret, _headers) = SignedSecretKey::from_armor_single(bytes).map_err(|e| {
+            err(format!(
+                "not an armored OpenPGP secret key: {}",
+                super::one_line(&e)
+            ))
+        })?;
         let public = Keyring::from_certs(vec![secret.to_public_key()], source_name);
         let cert = &public.certs[0];
 
@@ -99,7 +103,10 @@ impl SigningKey {
         let password = Password::from(passphrase.unwrap_or(""));
         let unlock_err = |e: pgp::errors::Error, encrypted: bool| {
             if !encrypted {
-                err(format!("cannot read the secret key: {e}"))
+                err(format!(
+                    "cannot read the secret key: {}",
+                    super::one_line(&e)
+                ))
             } else if passphrase.is_none() {
                 err(
                     "the secret key is protected by a passphrase; give it (--passphrase-file)"
@@ -168,7 +175,12 @@ impl SigningKey {
     pub fn public_key_armored(&self) -> Result<Vec<u8>> {
         self.public.certs[0]
             .to_armored_bytes(ArmorOptions::default())
-            .map_err(|e| self.key_err(format!("cannot export the public key: {e}")))
+            .map_err(|e| {
+                self.key_err(format!(
+                    "cannot export the public key: {}",
+                    super::one_line(&e)
+                ))
+            })
     }
 
     fn key_err(&self, reason: String) -> Error {
@@ -183,7 +195,7 @@ impl SigningKey {
             Signer::Primary(k) => make_signature(k, typ, data),
             Signer::Subkey(k) => make_signature(k, typ, data),
         };
-        result.map_err(|e| self.key_err(format!("signing failed: {e}")))
+        result.map_err(|e| self.key_err(format!("signing failed: {}", super::one_line(&e))))
     }
 }
 
@@ -195,7 +207,12 @@ pub fn clearsign(data: &[u8], key: &SigningKey) -> Result<Vec<u8>> {
     let sig = key.sign(SignatureType::Text, &signed_text)?;
     let block = DetachedSignature::new(sig)
         .to_armored_bytes(ArmorOptions::default())
-        .map_err(|e| key.key_err(format!("cannot armor the signature: {e}")))?;
+        .map_err(|e| {
+            key.key_err(format!(
+                "cannot armor the signature: {}",
+                super::one_line(&e)
+            ))
+        })?;
     Ok(assemble(&body, &HASH.to_string(), &block))
 }
 
@@ -205,7 +222,12 @@ pub fn sign_detached(data: &[u8], key: &SigningKey) -> Result<Vec<u8>> {
     let sig = key.sign(SignatureType::Binary, data)?;
     DetachedSignature::new(sig)
         .to_armored_bytes(ArmorOptions::default())
-        .map_err(|e| key.key_err(format!("cannot armor the signature: {e}")))
+        .map_err(|e| {
+            key.key_err(format!(
+                "cannot armor the signature: {}",
+                super::one_line(&e)
+            ))
+        })
 }
 
 fn make_signature<K: pgp::types::SigningKey>(

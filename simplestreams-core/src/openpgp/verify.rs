@@ -94,11 +94,11 @@ fn read_signatures(bytes: &[u8], file: &str) -> Result<Vec<Signature>> {
         return Err(err("no signature: the signature is empty".into()));
     }
     let (parsed, _headers) = DetachedSignature::from_reader_many(bytes)
-        .map_err(|e| err(format!("unreadable signature: {e}")))?;
+        .map_err(|e| err(format!("unreadable signature: {}", super::one_line(&e))))?;
     let mut signatures = Vec::new();
     for sig in parsed {
         signatures.push(
-            sig.map_err(|e| err(format!("unreadable signature: {e}")))?
+            sig.map_err(|e| err(format!("unreadable signature: {}", super::one_line(&e))))?
                 .signature,
         );
     }
@@ -176,7 +176,8 @@ fn check_one(
             let who = describe(candidate.cert, &valid_user_ids(candidate.cert));
             reasons.push(format!(
                 "BAD signature from key {who}: the content was changed after signing or the \
-                 signature is corrupt ({e})"
+                 signature is corrupt ({})",
+                super::one_line(&e)
             ));
             continue;
         }
