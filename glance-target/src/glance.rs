@@ -601,6 +601,50 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn list_follows_next_links_on_our_own_endpoint() {
+        use crate::openstack::mock_server::{MockServer, Reply};
+        let m = MockServer::start().await;
+        let page = |ids: &[&str], next: Option<&str>| {
+            let images: Vec<_> = ids
+                .iter()
+                .map(|id| json!({"id": id, "status": "active"}))
+                .collect();
+            let mut body = json!({"images": images, "first": "/v2/images"});
+            if let Some(n) = next {
+                body["next"] = json!(n);
+            }
+            Reply::new(200, body.to_string())
+        };
+        m.script(
+            "GET /prefix/v2/images",
+            vec![
+                page(
+                    &["a", "b"],
+                    Some("/v2/images?marker=b&limit=2&os_version=24.04"),
+                ),
+                page(&["c"], None),
+            ],
+        );
+        let session =
+            Session::new(crate::CloudConfig::token("http://k:5000", "t")).expect("session");
+        let g = GlanceClient::with_endpoint(&session, &format!("{}/prefix", m.url));
+        let all = g
+            .list(&ListQuery::new().filter("os_version", "24.04").page_size(2))
+            .await
+            .expect("list");
+        let ids: Vec<_> = all.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        let paths: Vec<_> = m.seen().into_iter().map(|s| s.path).collect();
+        assert_eq!(
+            paths,
+            [
+                "/prefix/v2/images?os_version=24.04&limit=2",
+                "/prefix/v2/images?marker=b&limit=2&os_version=24.04"
+            ]
+        );
+    }
+
     #[test]
     fn list_url_carries_filters_page_size_and_sort() {
         let session =

@@ -49,9 +49,14 @@
 #![deny(missing_docs)]
 
 mod glance;
+pub mod image_ids;
+mod modify_hook;
 pub mod openstack;
+pub mod properties;
+mod target;
 
 pub use glance::{Download, GlanceClient, Image, ImportMethod, ListQuery, NewImage, PatchOp};
+pub use target::{latest_changes, EventSink, GlanceEvent, GlanceTarget, GlanceTargetOptions};
 pub use openstack::{
     AuthType, Catalog, CatalogService, ClientOptions, CloudConfig, Endpoint, Error, Interface,
     Result, Session, Token,

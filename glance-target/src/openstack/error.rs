@@ -207,19 +207,17 @@ fn summary(body: &str) -> String {
     let from_json = serde_json::from_str::<serde_json::Value>(body)
         .ok()
         .and_then(|v| {
-            // Keystone: {"error": {"message": ..}}; Glance: {"message": ..} or HTML;
-            // others: {"<kind>": {"message": ..}}.
-            let inner = v.as_object().and_then(|o| {
-                if o.len() == 1 {
-                    o.values().next().cloned()
-                } else {
-                    Some(v.clone())
-                }
-            })?;
-            inner
-                .get("message")
-                .and_then(|m| m.as_str())
-                .map(str::to_owned)
+            // Glance: {"message": ..}; Keystone: {"error": {"message": ..}}; others:
+            // {"<kind>": {"message": ..}}.
+            let message = |v: &serde_json::Value| {
+                v.get("message").and_then(|m| m.as_str()).map(str::to_owned)
+            };
+            message(&v).or_else(|| {
+                v.as_object()
+                    .filter(|o| o.len() == 1)
+                    .and_then(|o| o.values().next())
+                    .and_then(message)
+            })
         });
     let text = from_json.unwrap_or_else(|| strip_tags(body));
     let line = text.split_whitespace().collect::<Vec<_>>().join(" ");

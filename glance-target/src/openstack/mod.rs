@@ -10,6 +10,8 @@ mod catalog;
 mod config;
 mod error;
 pub(crate) mod http;
+#[cfg(test)]
+pub(crate) mod mock_server;
 
 pub use auth::{Session, Token};
 pub use catalog::{Catalog, CatalogService, Endpoint};
