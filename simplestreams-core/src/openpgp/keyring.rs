@@ -138,10 +138,12 @@ fn parse_binary(bytes: &[u8]) -> Result<Vec<SignedPublicKey>, String> {
     // marker and padding packets carry nothing. Unsupported packets (old versions, unknown
     // non-critical types) are skipped, as GnuPG does.
     let packets = PacketParser::new(BufReader::new(bytes))
-        .filter(|p| match p {
-            Ok(Packet::Trust(_) | Packet::Marker(_) | Packet::Padding(_)) => false,
-            Err(pgp::errors::Error::Unsupported { .. }) => false,
-            _ => true,
+        .filter(|p| {
+            !matches!(
+                p,
+                Ok(Packet::Trust(_) | Packet::Marker(_) | Packet::Padding(_))
+                    | Err(pgp::errors::Error::Unsupported { .. })
+            )
         })
         .peekable();
     let mut certs = Vec::new();

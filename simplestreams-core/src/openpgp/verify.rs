@@ -215,11 +215,7 @@ fn check_one(
 }
 
 fn unknown_key(sig: &Signature, keyring: &Keyring) -> String {
-    let ids: Vec<String> = sig
-        .issuer_key_id()
-        .iter()
-        .map(|id| hex::encode_upper(id))
-        .collect();
+    let ids: Vec<String> = sig.issuer_key_id().iter().map(hex::encode_upper).collect();
     let fps: Vec<String> = sig
         .issuer_fingerprint()
         .iter()
