@@ -95,7 +95,7 @@ impl Source for FallbackSource {
             match source.get(path, options.clone()).await {
                 Ok(found) => return Ok(found),
                 Err(e) => {
-                    tracing::info!("{}: {e}; trying the next mirror", source.url(path));
+                    tracing::info!("{e}; trying the next mirror");
                     first_err.get_or_insert(e);
                 }
             }
