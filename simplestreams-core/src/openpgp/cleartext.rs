@@ -341,4 +341,31 @@ mod tests {
         assert!(!is_clearsigned(b"{\"format\": \"index:1.0\"}"));
         assert!(!is_clearsigned(b" -----BEGIN PGP SIGNED MESSAGE-----\n"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(tail in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            let _ = ClearSigned::parse(&tail, "fuzz");
+            let mut framed = b"-----BEGIN PGP SIGNED MESSAGE-----\n".to_vec();
+            framed.extend_from_slice(&tail);
+            let _ = ClearSigned::parse(&framed, "fuzz");
+        }
+
+        #[test]
+        fn what_we_frame_parses_back_to_the_signed_text(
+            lines in proptest::collection::vec("[-a-zA-Z {}\":,\t\r]{0,12}", 0..12)
+        ) {
+            let data = lines.join("\n");
+            let (signed, body) = prepare(data.as_bytes());
+            let msg = assemble(&body, "SHA512", SIG.as_bytes());
+            let parsed = ClearSigned::parse(&msg, "m").unwrap();
+            proptest::prop_assert_eq!(parsed.signed_text(), signed.clone());
+            // The payload is the signed text with LF line endings.
+            let mut expected = String::from_utf8(signed).unwrap().replace("\r\n", "\n");
+            if !parsed.lines.is_empty() && !(parsed.lines.len() == 1 && expected.is_empty()) {
+                expected.push('\n');
+            }
+            proptest::prop_assert_eq!(String::from_utf8(parsed.payload()).unwrap(), expected);
+        }
+    }
 }
