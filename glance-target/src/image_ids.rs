@@ -66,10 +66,7 @@ fn item_of(image: &Image, cloud: &CloudInfo) -> Item {
         }
     }
     fields.insert("id".into(), json!(image.id));
-    fields.insert(
-        "name".into(),
-        json!(image.name.clone().unwrap_or_default()),
-    );
+    fields.insert("name".into(), json!(image.name.clone().unwrap_or_default()));
     fields.insert("region".into(), json!(cloud.region));
     fields.insert("endpoint".into(), json!(cloud.endpoint));
     fields.insert("owner_id".into(), json!(cloud.owner_id));
@@ -109,7 +106,9 @@ pub fn image_ids_products(images: &[Image], cloud: &CloudInfo, updated: &str) ->
         for (vname, items) in versions {
             let mut version = Version::new();
             for (iname, image) in items {
-                version.items.insert(iname.to_string(), item_of(image, cloud));
+                version
+                    .items
+                    .insert(iname.to_string(), item_of(image, cloud));
             }
             product.versions.insert(vname.to_string(), version);
         }
@@ -159,7 +158,12 @@ pub fn write_image_ids(dir: &Path, images: &[Image], cloud: &CloudInfo) -> Resul
             }
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Index::new(),
-        Err(source) => return Err(Error::Io { path: ipath, source }),
+        Err(source) => {
+            return Err(Error::Io {
+                path: ipath,
+                source,
+            })
+        }
     };
     index.fields.insert("updated".into(), json!(updated));
     index
@@ -199,7 +203,7 @@ mod tests {
     fn image(id: &str, product: &str, version: &str, item: &str, arch: &str) -> Image {
         let meta = format!(
             "{{\"arch\": \"{arch}\", \"ftype\": \"{item}\", \"md5\": \"m-{id}\", \"os\": \"ubuntu\", \
-             \"release\": \"noble\", \"size\": \"3\", \"version\": \"24.04\"}}"
+             \"release\": \"noble\", \"sha256\": \"s-{id}\", \"size\": \"3\", \"version\": \"24.04\"}}"
         );
         serde_json::from_value(json!({
             "id": id, "name": format!("n-{id}"), "status": "active", "owner": "proj",
@@ -283,8 +287,8 @@ mod tests {
         let images = [image("a", "p:amd64", "1", "disk1.img", "amd64")];
         write_image_ids(dir.path(), &images, &cloud()).expect("write");
 
-        let index = Index::from_slice(&std::fs::read(&index_path).expect("read"), "index")
-            .expect("index");
+        let index =
+            Index::from_slice(&std::fs::read(&index_path).expect("read"), "index").expect("index");
         assert!(index.index.contains_key("other"));
         let ours = &index.index["auto.sync"];
         assert_eq!(ours.path(), Some("streams/v1/auto.sync.json"));

@@ -162,7 +162,10 @@ pub fn glance_properties(
             p.insert("hypervisor_type".into(), h.to_string());
         }
     }
-    p.insert("simplestreams_metadata".into(), simplestreams_metadata(fields));
+    p.insert(
+        "simplestreams_metadata".into(),
+        simplestreams_metadata(fields),
+    );
     p
 }
 
@@ -234,7 +237,10 @@ mod tests {
             ("pubname", "ubuntu-noble-24.04-amd64-server-20240423"),
             ("version_name", "20240423"),
             ("ftype", "disk1.img"),
-            ("path", "server/noble/20240423/noble-server-cloudimg-amd64.img"),
+            (
+                "path",
+                "server/noble/20240423/noble-server-cloudimg-amd64.img",
+            ),
             ("size", "12345"),
             ("md5", "0123456789abcdef0123456789abcdef"),
             ("item_name", "disk1.img"),
@@ -269,7 +275,11 @@ mod tests {
             ("squashfs", "squashfs", Some("lxc")),
             ("uefi1.img", "qcow2", None),
         ] {
-            assert_eq!(disk_format(&fields(&[("ftype", ftype)]), &s), disk, "{ftype}");
+            assert_eq!(
+                disk_format(&fields(&[("ftype", ftype)]), &s),
+                disk,
+                "{ftype}"
+            );
             assert_eq!(hypervisor_type(ftype), hyp, "{ftype}");
         }
         assert_eq!(disk_format(&fields(&[]), &s), "qcow2", "no ftype");
@@ -310,11 +320,21 @@ mod tests {
             custom_properties: vec![("hw_firmware_type".into(), "uefi=yes".into())],
             ..ImageSettings::default()
         };
-        let p = glance_properties(&ubuntu_item(), "com.ubuntu.cloud:released:download", &settings);
+        let p = glance_properties(
+            &ubuntu_item(),
+            "com.ubuntu.cloud:released:download",
+            &settings,
+        );
         let get = |k: &str| p.get(k).map(String::as_str);
         assert_eq!(get("content_id"), Some("auto.sync"));
-        assert_eq!(get("source_content_id"), Some("com.ubuntu.cloud:released:download"));
-        assert_eq!(get("product_name"), Some("com.ubuntu.cloud:server:24.04:amd64"));
+        assert_eq!(
+            get("source_content_id"),
+            Some("com.ubuntu.cloud:released:download")
+        );
+        assert_eq!(
+            get("product_name"),
+            Some("com.ubuntu.cloud:server:24.04:amd64")
+        );
         assert_eq!(get("version_name"), Some("20240423"));
         assert_eq!(get("item_name"), Some("disk1.img"));
         assert_eq!(get("os_distro"), Some("ubuntu"));
@@ -346,7 +366,10 @@ mod tests {
         assert!(!p.contains_key("os_version"));
         assert!(!p.contains_key("architecture"));
         assert!(!p.contains_key("hypervisor_type"), "mapping is off");
-        assert_eq!(p.get("simplestreams_metadata").map(String::as_str), Some("{}"));
+        assert_eq!(
+            p.get("simplestreams_metadata").map(String::as_str),
+            Some("{}")
+        );
     }
 
     #[test]

@@ -14,8 +14,8 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use simplestreams_core::{ChecksumKind, Digests, Expected, StreamVerifier};
 use simplestreams_mirror::{
-    ByteStream, ContentState, Error as MirrorError, HeldItem, ItemKey, LocalStore, NewItem,
-    State, Store, StoreLock, Target,
+    ByteStream, ContentState, Error as MirrorError, HeldItem, ItemKey, LocalStore, NewItem, State,
+    Store, StoreLock, Target,
 };
 
 use crate::glance::{GlanceClient, Image, ImportMethod, ListQuery, NewImage, PatchOp};
@@ -242,7 +242,11 @@ impl GlanceTarget {
     /// What a sync does once the engine is done: with `set_latest`, leaves `latest=true` on
     /// exactly one image of ours per os_version + architecture (the newest version); with
     /// `output`, writes the image-ids stream of what the cloud now holds, once.
-    pub async fn finish(&self, set_latest: bool, output: Option<(&Path, &CloudInfo)>) -> Result<(), Error> {
+    pub async fn finish(
+        &self,
+        set_latest: bool,
+        output: Option<(&Path, &CloudInfo)>,
+    ) -> Result<(), Error> {
         let mut images = self.held_images().await?;
         if set_latest {
             for (id, on) in latest_changes(&images) {
@@ -288,7 +292,9 @@ impl GlanceTarget {
     ) -> Result<Image, MirrorError> {
         let new = self.new_image(item);
         let image = self.glance.create(&new).await.map_err(to_mirror)?;
-        let result = self.upload_into(&image, body, &expected, check_stream).await;
+        let result = self
+            .upload_into(&image, body, &expected, check_stream)
+            .await;
         if result.is_err() {
             if let Err(e) = self.glance.delete(&image.id).await {
                 tracing::warn!("{}: not deleted after a failed upload: {e}", image.id);
@@ -328,10 +334,17 @@ impl GlanceTarget {
             .lock()
             .ok()
             .and_then(|mut t| t.finished.take())
-            .ok_or_else(|| MirrorError::Aborted(format!("image {id}: the upload stream did not end cleanly")))?;
+            .ok_or_else(|| {
+                MirrorError::Aborted(format!("image {id}: the upload stream did not end cleanly"))
+            })?;
         let found = if self.options.settings.import_conversion {
             self.glance
-                .wait_for_status(id, &["active"], Duration::from_secs(2), Duration::from_secs(6 * 3600))
+                .wait_for_status(
+                    id,
+                    &["active"],
+                    Duration::from_secs(2),
+                    Duration::from_secs(6 * 3600),
+                )
                 .await
                 .map_err(to_mirror)?
         } else {
@@ -378,21 +391,44 @@ fn check_stored(
     }
     let md5 = expected.md5.as_ref().or(sent.md5.as_ref());
     if let Some(md5) = md5 {
-        if found.checksum.as_deref().map(str::to_ascii_lowercase).as_ref() != Some(md5) {
-            wrong.push(format!("checksum (md5) is {:?}, expected {md5}", found.checksum));
+        if found
+            .checksum
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_ref()
+            != Some(md5)
+        {
+            wrong.push(format!(
+                "checksum (md5) is {:?}, expected {md5}",
+                found.checksum
+            ));
         }
     }
-    if let (true, Some(sha512), Some("sha512")) =
-        (check_sha512, &expected.sha512, found.os_hash_algo.as_deref())
-    {
-        if found.os_hash_value.as_deref().map(str::to_ascii_lowercase).as_ref() != Some(sha512) {
-            wrong.push(format!("os_hash_value (sha512) is {:?}, expected {sha512}", found.os_hash_value));
+    if let (true, Some(sha512), Some("sha512")) = (
+        check_sha512,
+        &expected.sha512,
+        found.os_hash_algo.as_deref(),
+    ) {
+        if found
+            .os_hash_value
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_ref()
+            != Some(sha512)
+        {
+            wrong.push(format!(
+                "os_hash_value (sha512) is {:?}, expected {sha512}",
+                found.os_hash_value
+            ));
         }
     }
     if wrong.is_empty() {
         Ok(())
     } else {
-        Err(format!("Glance stored something else: {}; image deleted", wrong.join(", ")))
+        Err(format!(
+            "Glance stored something else: {}; image deleted",
+            wrong.join(", ")
+        ))
     }
 }
 
@@ -488,7 +524,13 @@ impl Target for GlanceTarget {
     async fn lock(&self) -> Result<StoreLock, MirrorError> {
         let name: String = format!("{}-{}", self.glance.base_url(), self.content_id())
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let lock = LocalStore::new(&self.options.lock_dir)
             .lock(&format!("{name}.lock"))
@@ -584,10 +626,7 @@ impl Target for GlanceTarget {
         if let Ok(mut names) = self.names.lock() {
             names.insert(image.id.clone(), name.clone());
         }
-        self.emit(GlanceEvent::Created {
-            id: image.id,
-            name,
-        });
+        self.emit(GlanceEvent::Created { id: image.id, name });
         Ok(())
     }
 
@@ -631,7 +670,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn image(id: &str, version: &str, item: &str, os_version: &str, arch: &str, latest: Option<&str>) -> Image {
+    fn image(
+        id: &str,
+        version: &str,
+        item: &str,
+        os_version: &str,
+        arch: &str,
+        latest: Option<&str>,
+    ) -> Image {
         let mut v = json!({"id": id, "status": "active", "version_name": version,
             "item_name": item, "os_version": os_version, "architecture": arch});
         if let Some(l) = latest {
@@ -643,11 +689,32 @@ mod tests {
     #[test]
     fn latest_goes_to_the_newest_version_of_each_os_version_and_arch() {
         let images = [
-            image("a", "20240101", "disk1.img", "24.04", "x86_64", Some("true")),
+            image(
+                "a",
+                "20240101",
+                "disk1.img",
+                "24.04",
+                "x86_64",
+                Some("true"),
+            ),
             image("b", "20240201", "disk1.img", "24.04", "x86_64", None),
-            image("c", "20240201", "disk1.img", "24.04", "aarch64", Some("true")),
+            image(
+                "c",
+                "20240201",
+                "disk1.img",
+                "24.04",
+                "aarch64",
+                Some("true"),
+            ),
             image("d", "20230101", "disk1.img", "22.04", "x86_64", None),
-            image("e", "20220101", "disk1.img", "22.04", "x86_64", Some("false")),
+            image(
+                "e",
+                "20220101",
+                "disk1.img",
+                "22.04",
+                "x86_64",
+                Some("false"),
+            ),
         ];
         let mut changes = latest_changes(&images);
         changes.sort();
@@ -667,22 +734,56 @@ mod tests {
         let found: Image = serde_json::from_value(json!({"id": "i", "status": "active", "size": 3,
             "checksum": "ABC", "os_hash_algo": "sha512", "os_hash_value": "s512"}))
         .expect("image");
-        let sent = Digests { size: 3, ..Digests::default() };
+        let sent = Digests {
+            size: 3,
+            ..Digests::default()
+        };
         let exp = |size, md5: &str, sha512: Option<&str>| Expected {
             size: Some(size),
             md5: Some(md5.into()),
             sha512: sha512.map(str::to_string),
             ..Expected::default()
         };
-        assert_eq!(check_stored(&found, &exp(3, "abc", Some("s512")), &sent, true), Ok(()));
-        assert!(check_stored(&found, &exp(4, "abc", None), &sent, true).is_err(), "size");
-        assert!(check_stored(&found, &exp(3, "abd", None), &sent, true).is_err(), "md5");
-        assert!(check_stored(&found, &exp(3, "abc", Some("x")), &sent, true).is_err(), "sha512");
-        assert_eq!(check_stored(&found, &exp(3, "abc", Some("x")), &sent, false), Ok(()), "not checked after a hook");
-        let ours = Digests { size: 3, md5: Some("abc".into()), ..Digests::default() };
-        let no_md5 = Expected { size: Some(3), ..Expected::default() };
-        assert_eq!(check_stored(&found, &no_md5, &ours, true), Ok(()), "our own md5 when the stream has none");
-        let other = Digests { size: 3, md5: Some("fff".into()), ..Digests::default() };
+        assert_eq!(
+            check_stored(&found, &exp(3, "abc", Some("s512")), &sent, true),
+            Ok(())
+        );
+        assert!(
+            check_stored(&found, &exp(4, "abc", None), &sent, true).is_err(),
+            "size"
+        );
+        assert!(
+            check_stored(&found, &exp(3, "abd", None), &sent, true).is_err(),
+            "md5"
+        );
+        assert!(
+            check_stored(&found, &exp(3, "abc", Some("x")), &sent, true).is_err(),
+            "sha512"
+        );
+        assert_eq!(
+            check_stored(&found, &exp(3, "abc", Some("x")), &sent, false),
+            Ok(()),
+            "not checked after a hook"
+        );
+        let ours = Digests {
+            size: 3,
+            md5: Some("abc".into()),
+            ..Digests::default()
+        };
+        let no_md5 = Expected {
+            size: Some(3),
+            ..Expected::default()
+        };
+        assert_eq!(
+            check_stored(&found, &no_md5, &ours, true),
+            Ok(()),
+            "our own md5 when the stream has none"
+        );
+        let other = Digests {
+            size: 3,
+            md5: Some("fff".into()),
+            ..Digests::default()
+        };
         assert!(check_stored(&found, &no_md5, &other, true).is_err());
     }
 }
