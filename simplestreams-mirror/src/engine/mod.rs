@@ -300,7 +300,8 @@ impl Mirror {
                 }
             }
             for (key, held) in &p.remove {
-                if let Some(path) = &held.path {
+                // An item without a file (a Glance image) is named by its target id.
+                if let Some(path) = held.path.as_ref().or(held.id.as_ref()) {
                     lines.push(PlanLine {
                         op: '-',
                         key: key.clone(),

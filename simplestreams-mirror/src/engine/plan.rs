@@ -71,12 +71,10 @@ pub(crate) fn plan_products(
             .or_default()
             .push(sel);
     }
-    let mut names: Vec<&str> = by_product.keys().copied().collect();
-    for p in held_items.keys() {
-        if !by_product.contains_key(p.as_str()) {
-            names.push(p);
-        }
-    }
+    // Only products with items passing the filters are planned: a product held but absent from
+    // the filtered source is left as it is (the reference does the same; deleting it would
+    // empty a mirror whenever its filters change or upstream drops a product by mistake).
+    let names: Vec<&str> = by_product.keys().copied().collect();
 
     let mut after = ContentState {
         path: path.to_string(),
