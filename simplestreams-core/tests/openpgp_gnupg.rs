@@ -381,6 +381,63 @@ fn signatures_by_a_signing_subkey_verify_both_ways() {
 }
 
 #[test]
+fn a_revoked_subkey_is_refused() {
+    let gpg = Gpg::new();
+    let uid = "Subrev <subrev@example.invalid>";
+    let fpr = gpg.gen_key(uid, "ed25519", "cert", "never", "", &[]);
+    gpg.gpg(
+        &[
+            "--passphrase",
+            "",
+            "--quick-add-key",
+            &fpr,
+            "ed25519",
+            "sign",
+            "never",
+        ],
+        None,
+    );
+    let data = gpg.write("doc.json", CONTENT);
+    let signed = gpg
+        .gpg(
+            &[
+                "-u",
+                &fpr,
+                "--clearsign",
+                "--output",
+                "-",
+                data.to_str().unwrap(),
+            ],
+            None,
+        )
+        .stdout;
+    let subkey = gpg.fingerprints(uid).remove(1);
+
+    // gpg --edit-key: select subkey 1, revoke it (reason 0, no description), save.
+    let script = b"key 1\nrevkey\ny\n0\n\ny\nsave\n";
+    gpg.gpg(
+        &["--passphrase", "", "--command-fd", "0", "--edit-key", &fpr],
+        Some(script),
+    );
+    let keyring =
+        Keyring::from_bytes(&std::fs::read(gpg.export_keyring(&fpr)).unwrap(), "k").unwrap();
+    let err = verify_clearsigned(&signed, &keyring, "doc.sjson")
+        .unwrap_err()
+        .to_string();
+    let key_id = &subkey[subkey.len() - 16..];
+    assert!(
+        err.contains(&format!("subkey {key_id} of key {fpr}")) && err.ends_with("is revoked"),
+        "{err}"
+    );
+
+    // Nothing is left to sign with: the primary key may only certify.
+    let err = SigningKey::from_armored(&gpg.export_secret(&fpr, ""), None, "subrev.asc")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no usable signing key"), "{err}");
+}
+
+#[test]
 fn a_revoked_key_is_refused() {
     let gpg = Gpg::new();
     let fpr = gpg.gen_key(
