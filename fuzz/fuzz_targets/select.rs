@@ -1,0 +1,62 @@
+//! Filters (one a line) and a products document (after a NUL byte): flattening, selecting,
+//! alias expansion and the sync plan never panic, and `flatten` agrees with
+//! `for_each_flat_item`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use simplestreams_core::{
+    flatten, for_each_flat_item, plan_versions, select, sorted_versions, FilterSet, PlanLimits,
+    Products,
+};
+
+fn exercise(products: &Products, filters: &FilterSet, max: Option<usize>) {
+    let chosen = select(products, filters, max);
+    if let Some(max) = max {
+        // At most `max` versions per product; never more items than the document has.
+        assert!(chosen.len() <= products.item_count());
+        let _ = max;
+    }
+    let mut seen = 0usize;
+    for_each_flat_item(products, |id, _item, flat| {
+        seen += 1;
+        let direct = flatten(products, id, true);
+        assert_eq!(direct.as_ref(), Some(&flat), "flatten and for_each_flat_item disagree on {id:?}");
+        let _ = filters.matches(&flat);
+    });
+    assert!(seen <= products.item_count());
+    for product in products.products.values() {
+        let names: Vec<&str> = product.versions.keys().map(String::as_str).collect();
+        let sorted = sorted_versions(names.iter().copied());
+        assert_eq!(sorted.len(), names.len());
+        let half = &names[..names.len() / 2];
+        for keep in [false, true] {
+            let limits = PlanLimits { max, keep };
+            let _ = plan_versions(&names, half, limits, |v| v.len() % 3 != 0);
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let (head, body) = match data.iter().position(|&b| b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (&b""[..], data),
+    };
+    let Ok(head) = std::str::from_utf8(head) else {
+        return;
+    };
+    let expressions: Vec<&str> = head.lines().filter(|l| !l.is_empty()).collect();
+    let Ok(filters) = FilterSet::parse(&expressions) else {
+        return;
+    };
+    let Ok(mut products) = Products::from_slice(body, "fuzz.json") else {
+        return;
+    };
+    let max = match head.len() % 4 {
+        0 => None,
+        n => Some(n),
+    };
+    exercise(&products, &filters, max);
+    if products.expand_aliases("fuzz.json").is_ok() {
+        exercise(&products, &filters, max);
+    }
+});
