@@ -1,31 +1,22 @@
 //! Reading metadata for the commands: where a mirror URL points, fetching a file from it, and
 //! the signature policy of SPEC §6 (what must be signed, and checking it).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use std::sync::Arc;
 
 use anyhow::Context as _;
+use bytes::Bytes;
 use simplestreams_core::openpgp::{self, Keyring};
+use simplestreams_mirror::{collect, open_source, GetOptions, GetResult, HttpConfig, Source};
 use tracing::{info, warn};
 
 /// The keyring the reference uses when none is given.
 pub const DEFAULT_KEYRING: &str = "/usr/share/keyrings/ubuntu-cloudimage-keyring.gpg";
 
 /// Splits a URL naming `streams/v1/<x>.json|.sjson` into (mirror root, path), as the reference
-/// does; `--path` wins; otherwise the path is `streams/v1/index.sjson`.
-pub fn split_mirror_url(url: &str, path: Option<&str>) -> (String, String) {
-    if let Some(p) = path {
-        return (url.to_string(), p.to_string());
-    }
-    if let Some(pos) = url.find("streams/v1/") {
-        let rest = &url[pos..];
-        if (rest.ends_with(".json") || rest.ends_with(".sjson"))
-            && rest.len() > "streams/v1/.json".len() - 1
-        {
-            return (url[..pos].to_string(), rest.to_string());
-        }
-    }
-    (url.to_string(), "streams/v1/index.sjson".to_string())
-}
+/// does (the engine's rule, shared by every command).
+pub use simplestreams_mirror::split_entry as split_mirror_url;
 
 /// What must be signed, and the keys to check it with.
 pub enum SignaturePolicy {
@@ -81,26 +72,22 @@ pub fn load_keyrings(paths: &[PathBuf]) -> anyhow::Result<Keyring> {
     merged.context("no keyring given")
 }
 
-/// Reads metadata files below a mirror root, applying a [`SignaturePolicy`].
+/// Reads metadata files below a mirror root, applying a [`SignaturePolicy`]. Fetching goes
+/// through the mirror engine's sources (HTTP with retries and timeouts, `file://`, paths).
 pub struct MetadataReader {
     mirror: String,
     policy: SignaturePolicy,
-    http: reqwest::Client,
+    source: Arc<dyn Source>,
 }
 
 impl MetadataReader {
     /// A reader for `mirror` (http(s)://, file:// or a directory).
     pub fn new(mirror: &str, policy: SignaturePolicy) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(30))
-            .read_timeout(std::time::Duration::from_secs(60))
-            .user_agent(concat!("simplestreams-rs/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("cannot build the HTTP client")?;
+        let source = open_source(mirror, &HttpConfig::default())?;
         Ok(MetadataReader {
             mirror: mirror.to_string(),
             policy,
-            http,
+            source,
         })
     }
 
@@ -140,37 +127,21 @@ impl MetadataReader {
             SignaturePolicy::RequireSigned(None) => {
                 Ok((openpgp::strip_clearsigned(&bytes, &name)?, name))
             }
-            SignaturePolicy::Unsigned | SignaturePolicy::PreferSigned(_) => Ok((bytes, name)),
+            SignaturePolicy::Unsigned | SignaturePolicy::PreferSigned(_) => {
+                Ok((bytes.to_vec(), name))
+            }
         }
     }
 
     /// Fetches bytes; `None` when the file does not exist (HTTP 404 or no such file).
-    async fn fetch(&self, path: &str) -> anyhow::Result<Option<Vec<u8>>> {
-        let url = join_url(&self.mirror, path);
-        if url.starts_with("http://") || url.starts_with("https://") {
-            let resp = self
-                .http
-                .get(&url)
-                .send()
-                .await
-                .with_context(|| format!("{url}: request failed"))?;
-            if resp.status() == reqwest::StatusCode::NOT_FOUND {
-                return Ok(None);
+    async fn fetch(&self, path: &str) -> anyhow::Result<Option<Bytes>> {
+        match self.source.get(path, GetOptions::default()).await {
+            Ok(GetResult::Found { body, .. }) => Ok(Some(collect(body).await?)),
+            Ok(GetResult::NotModified) => {
+                anyhow::bail!("{}: unexpected 'not modified'", self.source.url(path))
             }
-            let resp = resp
-                .error_for_status()
-                .with_context(|| format!("{url}: request failed"))?;
-            let bytes = resp
-                .bytes()
-                .await
-                .with_context(|| format!("{url}: reading the body failed"))?;
-            return Ok(Some(bytes.to_vec()));
-        }
-        let file = local_path(&url)?;
-        match tokio::fs::read(&file).await {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", file.display())),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 }
@@ -197,17 +168,6 @@ pub fn join_url(mirror: &str, path: &str) -> String {
     } else {
         format!("{mirror}/{path}")
     }
-}
-
-/// A `file://` URL or plain path as a filesystem path.
-pub fn local_path(url: &str) -> anyhow::Result<PathBuf> {
-    if url.starts_with("file://") {
-        let parsed = url::Url::parse(url).with_context(|| format!("bad URL {url}"))?;
-        return parsed
-            .to_file_path()
-            .map_err(|_| anyhow::anyhow!("bad file URL {url}"));
-    }
-    Ok(Path::new(url).to_path_buf())
 }
 
 #[cfg(test)]
