@@ -64,8 +64,11 @@ pub fn run_sign(args: SignArgs) -> anyhow::Result<ExitCode> {
         key.signing_key_id()
     );
     let mut stdout = std::io::stdout().lock();
+    // (signed index, path it names): checked once every file is signed.
+    let mut signed_paths = Vec::new();
     for json in files {
-        let (sjson, gpg) = sign_one(&json, &key)?;
+        let (sjson, gpg, pointed_at) = sign_one(&json, &key)?;
+        signed_paths.extend(pointed_at.into_iter().map(|p| (sjson.clone(), p)));
         writeln!(
             stdout,
             "signed {} -> {}, {} (key {})",
@@ -74,6 +77,15 @@ pub fn run_sign(args: SignArgs) -> anyhow::Result<ExitCode> {
             file_name(&gpg),
             key.fingerprint()
         )?;
+    }
+    for (index, path) in signed_paths {
+        if !args.dir.join(&path).is_file() {
+            tracing::warn!(
+                "{} names {path}, which does not exist under {}: sign that products file too",
+                index.display(),
+                args.dir.display()
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -114,11 +126,13 @@ fn json_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Signs one `X.json`, returning the paths of `X.sjson` and `X.json.gpg`.
-fn sign_one(json: &Path, key: &SigningKey) -> anyhow::Result<(PathBuf, PathBuf)> {
+/// Signs one `X.json`, returning the paths of `X.sjson` and `X.json.gpg`, and, for an index,
+/// the (rewritten) paths its signed version names.
+fn sign_one(json: &Path, key: &SigningKey) -> anyhow::Result<(PathBuf, PathBuf, Vec<String>)> {
     let name = json.display().to_string();
     let bytes = std::fs::read(json).with_context(|| format!("cannot read {name}"))?;
     // Parsing first refuses to publish a broken document under a good signature.
+    let mut pointed_at = Vec::new();
     let clear_text = match Document::from_slice(&bytes, &name)? {
         Document::Index(mut index) => {
             for entry in index.index.values_mut() {
@@ -126,6 +140,7 @@ fn sign_one(json: &Path, key: &SigningKey) -> anyhow::Result<(PathBuf, PathBuf)>
                     if let Some(stem) = path.strip_suffix(".json") {
                         *path = format!("{stem}.sjson");
                     }
+                    pointed_at.push(path.clone());
                 }
             }
             index.to_vec_pretty()
@@ -141,7 +156,7 @@ fn sign_one(json: &Path, key: &SigningKey) -> anyhow::Result<(PathBuf, PathBuf)>
     verify_detached(&bytes, &detached, key.public_keyring(), &name)?;
     write_atomically(&sjson, &signed)?;
     write_atomically(&gpg, &detached)?;
-    Ok((sjson, gpg))
+    Ok((sjson, gpg, pointed_at))
 }
 
 /// Writes to a temporary file in the same directory, then renames it over `path`, so readers

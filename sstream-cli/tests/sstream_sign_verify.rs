@@ -334,3 +334,27 @@ fn sign_takes_the_passphrase_from_a_file() {
     let index = stream.path().join("streams/v1/index.sjson");
     assert!(gpg.gpgv(&keyring, &[&index]).status.success());
 }
+
+#[test]
+fn sign_warns_when_a_signed_index_names_a_file_that_is_not_there() {
+    let gpg = Gpg::with_key("");
+    let (secret, _keyring) = gpg.export("");
+    let stream = make_stream();
+    std::fs::remove_file(
+        stream
+            .path()
+            .join("streams/v1/com.example.foovendor:released:aws.json"),
+    )
+    .unwrap();
+
+    let out = sstream(&["sign", "--secret-key", s(&secret), s(stream.path())]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "names streams/v1/com.example.foovendor:released:aws.sjson, which does not exist"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("download.sjson, which"), "{stderr}");
+}
