@@ -73,7 +73,7 @@ fn repr_pprint_and_json_match_cpython() {
         let script_json =
             "import json,sys; print(json.dumps([dict(json.load(sys.stdin))], indent=2, sort_keys=True, separators=(',', ': ')))";
         assert_eq!(
-            format!("{}\n", pyfmt::json_dumps(&[p.clone()])),
+            format!("{}\n", pyfmt::json_dumps(std::slice::from_ref(&p))),
             python(script_json, &input),
             "json {case:?}"
         );
