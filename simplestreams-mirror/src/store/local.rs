@@ -25,8 +25,10 @@ const READ_CHUNK: usize = 256 * 1024;
 
 /// Objects as files below a root directory.
 ///
-/// An object `a/b` is written to `a/.b.part`, flushed, then renamed to `a/b`; a crash at any
-/// moment leaves either the old object or the new one, never a mix. Paths are checked with
+/// An object `a/b` is written to `a/.b.part`, then renamed to `a/b`; a crash at any moment
+/// leaves either the old object or the new one, never a mix. A durable put fsyncs its file,
+/// flushes the filesystem (`syncfs`, so that earlier puts are durable too), renames, then fsyncs
+/// the directory. Paths are checked with
 /// [`simplestreams_core::check_safe_path`] before anything touches the disk.
 #[derive(Clone)]
 pub struct LocalStore {
@@ -170,6 +172,9 @@ impl Store for LocalStore {
                     .sync_all()
                     .await
                     .map_err(|e| Error::io(&temp, e))?;
+                // Earlier non-durable puts (items) become durable before this one (metadata
+                // naming them) is published.
+                sync_filesystem(w.get_ref()).map_err(|e| Error::io(&temp, e))?;
             }
             Ok(())
         }
@@ -294,6 +299,29 @@ fn try_lock(f: &std::fs::File) -> std::io::Result<()> {
     } else {
         Err(std::io::Error::last_os_error())
     }
+}
+
+#[cfg(target_os = "linux")]
+fn sync_filesystem(f: &tokio::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: syncfs on a file descriptor we own; no memory is passed.
+    let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn sync_filesystem(_f: &tokio::fs::File) -> std::io::Result<()> {
+    // No syncfs: a global sync does the same, more broadly.
+    #[cfg(unix)]
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe {
+        libc::sync()
+    };
+    Ok(())
 }
 
 #[cfg(not(unix))]

@@ -92,8 +92,10 @@ impl Debug for GetResult {
 /// Options of [`Store::put`].
 #[derive(Debug, Clone, Default)]
 pub struct PutOptions {
-    /// Flush the bytes to stable storage before publishing (the filesystem store always does
-    /// for items; metadata may skip it when a later step syncs).
+    /// Make this object, and every object put before it, durable (on stable storage) before
+    /// it is published. Items are put without it and metadata with it: one flush per
+    /// metadata file instead of two per item, and never metadata naming an item that a power
+    /// cut could lose.
     pub durable: bool,
 }
 
