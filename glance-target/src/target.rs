@@ -489,27 +489,44 @@ impl Tracker {
     }
 }
 
+/// Passes `body` through, one chunk behind: a chunk is handed on only once the next one (or
+/// the clean end) has been read. With a `Content-Length`, the HTTP client stops reading after
+/// the last byte and would never see an error the body raises at its end (a checksum that
+/// fails once every byte was hashed); held back, the last chunk goes out only after that end,
+/// so such an error cuts the upload short and Glance never gets the whole image.
 fn tracked(body: ByteStream, tracker: Arc<Mutex<Tracker>>) -> ByteStream {
-    stream::unfold(Some(body), move |st| {
-        let tracker = tracker.clone();
-        async move {
-            let mut body = st?;
-            match body.next().await {
+    struct St {
+        body: ByteStream,
+        held: Option<Bytes>,
+        tracker: Arc<Mutex<Tracker>>,
+    }
+    let st = St {
+        body,
+        held: None,
+        tracker,
+    };
+    stream::unfold(Some(st), |st| async move {
+        let mut st = st?;
+        loop {
+            match st.body.next().await {
                 Some(Ok(chunk)) => {
-                    if let Ok(mut t) = tracker.lock() {
+                    if let Ok(mut t) = st.tracker.lock() {
                         if let Some(v) = t.verifier.as_mut() {
                             // No expectation is set, so updating cannot fail.
                             let _ = v.update(&chunk);
                         }
                     }
-                    Some((Ok(chunk), Some(body)))
+                    match st.held.replace(chunk) {
+                        Some(prev) => return Some((Ok(prev), Some(st))),
+                        None => continue,
+                    }
                 }
-                Some(Err(e)) => Some((Err(e), None)),
+                Some(Err(e)) => return Some((Err(e), None)),
                 None => {
-                    if let Ok(mut t) = tracker.lock() {
+                    if let Ok(mut t) = st.tracker.lock() {
                         t.finished = t.verifier.take().and_then(|v| v.finish().ok());
                     }
-                    None
+                    return st.held.take().map(|last| (Ok(last), None));
                 }
             }
         }

@@ -4,6 +4,7 @@
 
 pub mod common;
 pub mod mirror_cmd;
+pub mod mirror_glance_cmd;
 pub mod pyfmt;
 pub mod query_cmd;
 pub mod sign_cmd;
