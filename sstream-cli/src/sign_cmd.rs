@@ -17,7 +17,8 @@ use simplestreams_core::{Document, Error};
 /// `X.json.gpg` (detached, armored) beside each `X.json`.
 ///
 /// In the `.sjson` version of an index, paths are rewritten `.json` -> `.sjson`, so a signed
-/// index never points at unsigned products; the `.json` index keeps its paths.
+/// index never points at unsigned products; the `.json` index keeps its paths. The public key
+/// is published beside them as `streams/v1/signing-key.asc`.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Example:\n  sstream sign --secret-key publisher.sec.asc ./mirror\n  \
@@ -50,6 +51,9 @@ pub struct VerifyArgs {
     pub files: Vec<PathBuf>,
 }
 
+/// Where `sstream sign` publishes the armored public key, relative to the stream directory.
+pub const PUBLIC_KEY_FILE: &str = "streams/v1/signing-key.asc";
+
 /// Runs `sstream sign`.
 pub fn run_sign(args: SignArgs) -> anyhow::Result<ExitCode> {
     let key = load_signing_key(&args.secret_key, args.passphrase_file.as_deref())?;
@@ -78,6 +82,10 @@ pub fn run_sign(args: SignArgs) -> anyhow::Result<ExitCode> {
             key.fingerprint()
         )?;
     }
+    // Consumers need the public key to verify: publish it beside the stream (SPEC §6).
+    let public = args.dir.join(PUBLIC_KEY_FILE);
+    write_atomically(&public, &key.public_key_armored()?)?;
+    writeln!(stdout, "public key {}", public.display())?;
     for (index, path) in signed_paths {
         if !args.dir.join(&path).is_file() {
             tracing::warn!(

@@ -148,7 +148,20 @@ fn signed_streams_verify_with_us_gpgv_and_the_reference() {
     let out = sstream(&["sign", "--secret-key", s(&secret), s(stream.path())]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    assert_eq!(stdout.lines().count(), 4, "{stdout}");
+    // The public key is published beside the stream, and consumers can verify with it.
+    let published = v1.join("signing-key.asc");
+    assert!(
+        stdout.contains(&format!("public key {}", published.display())),
+        "{stdout}"
+    );
+    let out = sstream(&[
+        "verify",
+        "--keyring",
+        s(&published),
+        s(&v1.join("index.sjson")),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
     assert!(
         stdout.contains(&format!(
             "index.json -> index.sjson, index.json.gpg (key {})",
