@@ -221,7 +221,8 @@ impl Http {
                 }
                 Err(e) => {
                     // A failed connection never reached the server: any request may be resent.
-                    let retry = can_retry && (req.idempotent || e.is_connect());
+                    // A refused certificate stays refused.
+                    let retry = can_retry && (req.idempotent || e.is_connect()) && !tls_refusal(&e);
                     if !retry {
                         return Err(Error::Transport {
                             method: req.method.to_string(),
@@ -236,6 +237,23 @@ impl Http {
             attempt += 1;
         }
     }
+}
+
+/// Whether a transport error is a TLS refusal (an unknown CA, a wrong host name): TLS
+/// libraries report those as `InvalidData` I/O errors somewhere down the source chain.
+fn tls_refusal(e: &reqwest::Error) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = next {
+        next = match err.downcast_ref::<std::io::Error>() {
+            Some(io) if io.kind() == std::io::ErrorKind::InvalidData => return true,
+            // An I/O error's `source()` skips the error it wraps: look at that one itself.
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    false
 }
 
 /// Reads a JSON response body into `T`, naming the request in the error.
