@@ -315,20 +315,12 @@ impl GlanceTarget {
         let tracker = Arc::new(Mutex::new(Tracker::new(expected.md5.is_none())));
         let body = tracked(body, tracker.clone());
         let id = &image.id;
-        if self.options.settings.import_conversion {
-            self.glance
-                .stage(id, body, expected.size)
-                .await
-                .map_err(to_mirror)?;
-            self.glance
-                .import(id, &ImportMethod::GlanceDirect)
-                .await
-                .map_err(to_mirror)?;
-        } else {
-            self.glance
-                .upload(id, body, expected.size)
-                .await
-                .map_err(to_mirror)?;
+        let sent = self.send_data(id, body, expected.size).await;
+        let failed = tracker.lock().ok().and_then(|mut t| t.failed.take());
+        match (sent, failed) {
+            (_, Some(body_error)) => return Err(MirrorError::Aborted(body_error)),
+            (Err(e), None) => return Err(e),
+            (Ok(()), None) => {}
         }
         let digests = tracker
             .lock()
@@ -360,6 +352,24 @@ impl GlanceTarget {
             })?;
         }
         Ok(found)
+    }
+
+    /// Sends the image data: uploaded, or staged then imported (`--image-import-conversion`).
+    async fn send_data(
+        &self,
+        id: &str,
+        body: ByteStream,
+        size: Option<u64>,
+    ) -> Result<(), MirrorError> {
+        if self.options.settings.import_conversion {
+            self.glance.stage(id, body, size).await.map_err(to_mirror)?;
+            self.glance
+                .import(id, &ImportMethod::GlanceDirect)
+                .await
+                .map_err(to_mirror)
+        } else {
+            self.glance.upload(id, body, size).await.map_err(to_mirror)
+        }
     }
 }
 
@@ -474,6 +484,8 @@ pub fn latest_changes(images: &[Image]) -> Vec<(String, bool)> {
 struct Tracker {
     verifier: Option<StreamVerifier>,
     finished: Option<Digests>,
+    /// The error the body ended with (the HTTP client reports only that the request failed).
+    failed: Option<String>,
 }
 
 impl Tracker {
@@ -485,6 +497,7 @@ impl Tracker {
         Tracker {
             verifier: Some(v),
             finished: None,
+            failed: None,
         }
     }
 }
@@ -521,7 +534,12 @@ fn tracked(body: ByteStream, tracker: Arc<Mutex<Tracker>>) -> ByteStream {
                         None => continue,
                     }
                 }
-                Some(Err(e)) => return Some((Err(e), None)),
+                Some(Err(e)) => {
+                    if let Ok(mut t) = st.tracker.lock() {
+                        t.failed = Some(e.to_string());
+                    }
+                    return Some((Err(e), None));
+                }
                 None => {
                     if let Ok(mut t) = st.tracker.lock() {
                         t.finished = t.verifier.take().and_then(|v| v.finish().ok());

@@ -237,6 +237,47 @@ async fn import_flow_stage_then_glance_direct() {
 
 #[tokio::test]
 #[ignore = "needs the OpenStack test bed (scripts/test runs it)"]
+async fn import_converts_qcow2_to_raw() {
+    // The test bed's Glance converts imports to raw (image_conversion plugin), as clouds
+    // that use --image-import-conversion do. qemu-img comes with Glance's package.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("disk.qcow2");
+    let made = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&path)
+        .arg("4M")
+        .status()
+        .unwrap_or_else(|e| panic!("qemu-img: {e}: {NEEDS}"));
+    assert!(made.success(), "qemu-img create failed");
+    let qcow2 = Bytes::from(std::fs::read(&path).expect("read qcow2"));
+
+    let g = admin().await;
+    let img = g
+        .create(&NewImage::new(unique("convert"), "qcow2", "bare"))
+        .await
+        .expect("create");
+    g.stage(&img.id, chunked(&qcow2), Some(qcow2.len() as u64))
+        .await
+        .expect("stage");
+    g.import(&img.id, &ImportMethod::GlanceDirect)
+        .await
+        .expect("import");
+    let done = g
+        .wait_for_status(
+            &img.id,
+            &["active"],
+            Duration::from_millis(200),
+            Duration::from_secs(120),
+        )
+        .await
+        .expect("active");
+    assert_eq!(done.disk_format.as_deref(), Some("raw"));
+    assert_eq!(done.size, Some(4 << 20));
+    g.delete(&img.id).await.expect("delete");
+}
+
+#[tokio::test]
+#[ignore = "needs the OpenStack test bed (scripts/test runs it)"]
 async fn another_project_neither_sees_nor_deletes_private_images() {
     let (admin, demo) = (admin().await, demo().await);
     let img = admin
