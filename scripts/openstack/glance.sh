@@ -71,6 +71,14 @@ filesystem_store_datadir = $d/staging/
 [os_glance_tasks_store]
 filesystem_store_datadir = $d/tasks/
 
+# The import flow converts what it imports to raw with qemu-img (a dependency of Glance's
+# package), as clouds that use sstream-mirror-glance --image-import-conversion do.
+[image_import_opts]
+image_import_plugins = ['image_conversion']
+
+[image_conversion]
+output_format = raw
+
 [oslo_concurrency]
 lock_path = $d/lock
 

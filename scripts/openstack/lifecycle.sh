@@ -13,6 +13,11 @@ tb_all_running() {
 
 tb_any_running() { [ -n "$(tb_group_members)" ]; }
 
+# What the running test bed was made by: these scripts' content.
+tb_scripts_hash() {
+  cat "$TESTBED_SCRIPTS"/* "$TESTBED_SCRIPTS/../openstack-testbed" | sha256sum | cut -d' ' -f1
+}
+
 tb_endpoints_ok() {
   tb_http_ok "$TB_KEYSTONE/v3" && tb_http_ok "$TB_GLANCE/healthcheck" &&
     tb_http_ok "$TB_SWIFT/healthcheck"
@@ -49,13 +54,20 @@ tb_show_failure() { # SERVICE
 
 tb_start() {
   tb_load_settings
-  if tb_all_running && tb_endpoints_ok; then
+  # A test bed started by other versions of these scripts may be configured differently.
+  local same_scripts=0
+  if [ "$(cat "$TB_DIR/scripts.sha256" 2>/dev/null)" = "$(tb_scripts_hash)" ]; then same_scripts=1; fi
+  if [ $same_scripts = 1 ] && tb_all_running && tb_endpoints_ok; then
     tb_say "already running (state in $TB_DIR)"
     tb_write_openrc
     return 0
   fi
   if tb_any_running; then
-    tb_say "partly running: stopping it first"
+    if [ $same_scripts = 1 ]; then
+      tb_say "partly running: stopping it first"
+    else
+      tb_say "running, but started by other versions of the scripts: restarting it"
+    fi
     tb_kill_all
   fi
   # A new start takes its settings from the environment, not from the last run.
@@ -76,6 +88,7 @@ tb_start() {
   done
   tb_fresh_dir
   tb_save_settings
+  tb_scripts_hash >"$TB_DIR/scripts.sha256"
 
   local t0=$SECONDS svc failed="" pids=()
   # Glance and Swift need Keystone only when the first request comes: start all three at once.
