@@ -422,8 +422,8 @@ mod tests {
         ]);
         let plan = validate(&args).expect("valid");
         assert_eq!(
-            plan.options.filters,
-            FilterSet::parse(&DEFAULT_FILTERS).expect("parse")
+            format!("{:?}", plan.options.filters),
+            format!("{:?}", FilterSet::parse(&DEFAULT_FILTERS).expect("parse"))
         );
         assert_eq!(plan.options.entry, "streams/v1/index.sjson");
     }

@@ -1,0 +1,368 @@
+//! `sstream-mirror-glance` as a user runs it: against the OpenStack test bed (ignored unless
+//! `scripts/test` runs them) with a stream served over HTTP, and its refusals without services.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use glance_target::{GlanceClient, Image, ListQuery, Session};
+use serde_json::json;
+use simplestreams_core::{
+    ChecksumKind, Expected, Item, Product, Products, StreamVerifier, Version,
+};
+use simplestreams_testutil::http_server::{Fault, TestServer};
+use simplestreams_testutil::reference_bin;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sstream-mirror-glance"))
+}
+
+fn run(cmd: &mut Command) -> (Output, String, String) {
+    let out = cmd.output().expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, stdout, stderr)
+}
+
+fn digests(bytes: &[u8]) -> (String, String) {
+    let mut v = StreamVerifier::new("", Expected::default())
+        .also_compute(ChecksumKind::Md5)
+        .also_compute(ChecksumKind::Sha256);
+    v.update(bytes).expect("no expectation");
+    let d = v.finish().expect("no expectation");
+    (d.md5.unwrap_or_default(), d.sha256.unwrap_or_default())
+}
+
+/// A stream like Ubuntu's, small: releases × arches × versions, a disk1.img and a root.tar.xz
+/// per version (the default filters keep the disk1.img of amd64 only).
+fn write_stream(dir: &Path, releases: &[(&str, &str)], versions: &[&str], size: usize) {
+    let cid = "org.example.cli:download";
+    let mut doc = Products::new(cid, "image-downloads");
+    for (release, version) in releases {
+        for arch in ["amd64", "arm64"] {
+            let mut p = Product::new();
+            for (k, v) in [
+                ("os", "demo"),
+                ("release", release),
+                ("version", version),
+                ("arch", arch),
+            ] {
+                p.fields.insert(k.into(), json!(v));
+            }
+            for serial in versions {
+                let mut v = Version::new();
+                v.fields.insert(
+                    "pubname".into(),
+                    json!(format!("demo-{release}-{serial}-{arch}")),
+                );
+                for ftype in ["disk1.img", "root.tar.xz"] {
+                    let path = format!("images/{release}/{serial}/{arch}-{ftype}");
+                    let bytes: Vec<u8> = path.bytes().cycle().take(size).collect();
+                    let file = dir.join(&path);
+                    std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+                    std::fs::write(&file, &bytes).expect("write");
+                    let (md5, sha256) = digests(&bytes);
+                    let mut item = Item::default();
+                    for (k, val) in [
+                        ("ftype", json!(ftype)),
+                        ("path", json!(path)),
+                        ("size", json!(bytes.len())),
+                        ("md5", json!(md5)),
+                        ("sha256", json!(sha256)),
+                    ] {
+                        item.fields.insert(k.into(), val);
+                    }
+                    v.items.insert(ftype.into(), item);
+                }
+                p.versions.insert(serial.to_string(), v);
+            }
+            doc.products
+                .insert(format!("org.example:{version}:{arch}"), p);
+        }
+    }
+    let products = format!("streams/v1/{cid}.json");
+    std::fs::create_dir_all(dir.join("streams/v1")).expect("mkdir");
+    std::fs::write(dir.join(&products), doc.to_vec_pretty()).expect("write");
+    let index = json!({"format": "index:1.0", "index": {cid: {
+        "format": "products:1.0", "datatype": "image-downloads", "path": products}}});
+    std::fs::write(dir.join("streams/v1/index.json"), index.to_string()).expect("write");
+}
+
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("cli.{name}.{}.{nanos}", std::process::id())
+}
+
+/// Our project's images carrying `content_id`, any status; `clean` deletes them.
+fn images(content_id: &str, clean: bool) -> Vec<Image> {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let session = Session::from_env().expect("OS_* variables");
+        let project = session
+            .token()
+            .await
+            .expect("token")
+            .project_id
+            .expect("project");
+        let glance = GlanceClient::new(&session).await.expect("glance");
+        let found: Vec<Image> = glance
+            .list(
+                &ListQuery::new()
+                    .filter("content_id", content_id)
+                    .filter("owner", &project),
+            )
+            .await
+            .expect("list");
+        if clean {
+            for i in &found {
+                let _ = glance.delete(&i.id).await;
+            }
+        }
+        found
+    })
+}
+
+fn index_url(server: &TestServer) -> String {
+    format!("{}streams/v1/index.json", server.url())
+}
+
+fn lines_starting(out: &str, prefix: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| l.starts_with(prefix))
+        .map(str::to_string)
+        .collect()
+}
+
+fn glance_args<'a>(cmd: &'a mut Command, cid: &str, url: &str, extra: &[&str]) -> &'a mut Command {
+    cmd.args([
+        "--cloud-name",
+        "testcloud",
+        "--content-id",
+        cid,
+        "--visibility",
+        "private",
+    ])
+    .args(extra)
+    .arg(url)
+}
+
+#[test]
+fn output_swift_is_refused_until_the_swift_target_exists() {
+    let (out, _, err) = run(bin().args([
+        "--cloud-name",
+        "c",
+        "--content-id",
+        "x",
+        "--output-swift",
+        "simplestreams/data/",
+        "http://127.0.0.1:9/",
+    ]));
+    assert!(!out.status.success());
+    assert!(err.contains("--output-swift is not supported yet"), "{err}");
+}
+
+#[test]
+fn cloud_name_and_content_id_are_required_like_the_reference() {
+    let (out, _, err) = run(bin().args(["--content-id", "x", "http://127.0.0.1:9/"]));
+    assert!(!out.status.success());
+    assert!(err.contains("--cloud-name"), "{err}");
+}
+
+#[test]
+#[ignore = "needs the OpenStack test bed (scripts/test runs it)"]
+fn syncs_a_stream_then_no_op_and_the_image_ids_stream_reads_back_with_both_queries() {
+    let src = tempfile::tempdir().expect("tempdir");
+    write_stream(
+        src.path(),
+        &[("alpha", "1.0"), ("beta", "2.0")],
+        &["20240101", "20240102"],
+        3000,
+    );
+    let server = TestServer::serve_dir(src.path());
+    let out = tempfile::tempdir().expect("tempdir");
+    let cid = unique("sync");
+    let template = format!("{cid}:%(region)s");
+    let dir = out.path().to_string_lossy().into_owned();
+
+    let (o, stdout, stderr) = run(glance_args(
+        &mut bin(),
+        &template,
+        &index_url(&server),
+        &["--output-dir", &dir],
+    ));
+    assert!(o.status.success(), "{stderr}");
+    let created = lines_starting(&stdout, "created ");
+    assert_eq!(
+        created.len(),
+        4,
+        "amd64 disk1.img of 2 releases x 2 versions: {stdout}"
+    );
+
+    let index = out.path().join("RegionOne/streams/v1/index.json");
+    let index_s = index.to_string_lossy().into_owned();
+    for (name, query) in [
+        (
+            "ours",
+            std::path::PathBuf::from(env!("CARGO_BIN_EXE_sstream-query")),
+        ),
+        ("reference", reference_bin("sstream-query")),
+    ] {
+        let q = Command::new(&query)
+            .args(["--output-format", "%(id)s %(name)s"])
+            .arg(&index_s)
+            .args([
+                "release=beta",
+                "arch=amd64",
+                "region=RegionOne",
+                "version_name=20240102",
+            ])
+            .output()
+            .expect("query");
+        let text = String::from_utf8_lossy(&q.stdout);
+        assert!(
+            q.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&q.stderr)
+        );
+        let expected: Vec<String> = created
+            .iter()
+            .filter(|l| l.ends_with("demo-beta-20240102-amd64-disk1.img"))
+            .map(|l| l.trim_start_matches("created ").replacen(": ", " ", 1))
+            .collect();
+        assert_eq!(expected.len(), 1);
+        assert_eq!(text.trim(), expected[0], "{name} finds the image id");
+    }
+
+    let (o, stdout, stderr) = run(glance_args(
+        &mut bin(),
+        &template,
+        &index_url(&server),
+        &["--output-dir", &dir],
+    ));
+    assert!(o.status.success(), "{stderr}");
+    assert_eq!(stdout, "", "a second run uploads and removes nothing");
+    assert_eq!(images(&format!("{cid}:RegionOne"), true).len(), 4);
+}
+
+#[test]
+#[ignore = "needs the OpenStack test bed (scripts/test runs it)"]
+fn takes_over_images_uploaded_by_the_reference() {
+    let src = tempfile::tempdir().expect("tempdir");
+    write_stream(
+        src.path(),
+        &[("alpha", "1.0")],
+        &["20240101", "20240102"],
+        2000,
+    );
+    let server = TestServer::serve_dir(src.path());
+    let cid = unique("takeover");
+    let url = format!("{}streams/v1/index.json", server.url());
+    let mut reference = Command::new(reference_bin("sstream-mirror-glance"));
+    let (o, stdout, stderr) = run(glance_args(&mut reference, &cid, &url, &["--max", "2"]));
+    assert!(o.status.success(), "reference: {stderr}");
+    let by_reference = lines_starting(&stdout, "created ");
+    assert_eq!(by_reference.len(), 2, "{stdout}");
+
+    let (o, stdout, stderr) = run(glance_args(&mut bin(), &cid, &url, &["--max", "2"]));
+    assert!(o.status.success(), "{stderr}");
+    assert_eq!(stdout, "", "same flags: nothing uploaded, nothing removed");
+
+    // And they are ours to manage: --max 1 removes the older one, as the reference would.
+    let (o, stdout, stderr) = run(glance_args(&mut bin(), &cid, &url, &["--max", "1"]));
+    assert!(o.status.success(), "{stderr}");
+    let removing = lines_starting(&stdout, "removing ");
+    let older = by_reference
+        .iter()
+        .find(|l| l.contains("20240101"))
+        .expect("older")
+        .replacen("created ", "removing ", 1);
+    assert_eq!(removing, vec![older]);
+    assert_eq!(images(&cid, true).len(), 1);
+}
+
+#[test]
+#[ignore = "needs the OpenStack test bed (scripts/test runs it)"]
+fn dry_run_prints_the_plan_and_changes_nothing() {
+    let src = tempfile::tempdir().expect("tempdir");
+    write_stream(
+        src.path(),
+        &[("alpha", "1.0")],
+        &["20240101", "20240102"],
+        1000,
+    );
+    let server = TestServer::serve_dir(src.path());
+    let cid = unique("dryrun");
+    let (o, stdout, stderr) = run(glance_args(
+        &mut bin(),
+        &cid,
+        &index_url(&server),
+        &["--dry-run"],
+    ));
+    assert!(o.status.success(), "{stderr}");
+    assert_eq!(lines_starting(&stdout, "+ ").len(), 2, "{stdout}");
+    assert!(
+        stdout.contains(
+            "+ org.example:1.0:amd64 20240102 disk1.img images/alpha/20240102/amd64-disk1.img 1000"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with("total: 2 to upload, 0 to delete\n"),
+        "{stdout}"
+    );
+    assert!(images(&cid, false).is_empty(), "a dry run uploads nothing");
+
+    let (o, _, stderr) = run(glance_args(&mut bin(), &cid, &index_url(&server), &[]));
+    assert!(o.status.success(), "{stderr}");
+    let (o, stdout, _) = run(glance_args(
+        &mut bin(),
+        &cid,
+        &index_url(&server),
+        &["--dry-run", "--max", "1"],
+    ));
+    assert!(o.status.success());
+    let minus = lines_starting(&stdout, "- ");
+    assert_eq!(minus.len(), 1, "{stdout}");
+    assert!(
+        minus[0].starts_with("- org.example:1.0:amd64 20240101 disk1.img "),
+        "{stdout}"
+    );
+    assert_eq!(images(&cid, true).len(), 2, "the dry run deleted nothing");
+}
+
+#[test]
+#[ignore = "needs the OpenStack test bed (scripts/test runs it)"]
+fn killed_mid_upload_then_rerun_leaves_one_active_image_and_nothing_unfinished() {
+    let src = tempfile::tempdir().expect("tempdir");
+    write_stream(src.path(), &[("alpha", "1.0")], &["20240101"], 20_000);
+    let server = TestServer::serve_dir(src.path());
+    server.add_fault("/images/*", Fault::Throttle(2_000));
+    let cid = unique("kill");
+    let mut child = glance_args(&mut bin(), &cid, &index_url(&server), &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut saw_unfinished = false;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(100));
+        if images(&cid, false).iter().any(|i| i.status != "active") {
+            saw_unfinished = true;
+            break;
+        }
+    }
+    child.kill().expect("kill");
+    let _ = child.wait();
+    assert!(saw_unfinished, "the upload was under way when killed");
+
+    server.clear_faults();
+    let (o, stdout, stderr) = run(glance_args(&mut bin(), &cid, &index_url(&server), &[]));
+    assert!(o.status.success(), "{stderr}");
+    assert_eq!(lines_starting(&stdout, "created ").len(), 1, "{stdout}");
+    let left = images(&cid, true);
+    assert_eq!(left.len(), 1, "no duplicate, nothing unfinished: {left:?}");
+    assert_eq!(left[0].status, "active");
+}
