@@ -414,6 +414,7 @@ mod tests {
     fn default_filters_apply_when_none_are_given() {
         let args = MirrorGlanceArgs::parse_from([
             "sstream-mirror-glance",
+            "--no-verify",
             "--cloud-name",
             "c",
             "--content-id",
