@@ -411,3 +411,41 @@ async fn set_latest_leaves_one_latest_per_os_version_and_architecture() {
     );
     bed.clean().await;
 }
+
+#[tokio::test]
+#[ignore = "needs the OpenStack test bed (scripts/test runs it)"]
+async fn modify_hook_output_is_uploaded_raw_through_the_import_flow() {
+    use std::os::unix::fs::PermissionsExt;
+    let bed = Bed::new("hook").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_stream(dir.path(), &specs(&["amd64"], &["20240101"]), None);
+    let hook = dir.path().join("hook.sh");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\nprintf 'HOOKED %s %s' \"$item_name\" \"$arch\" >> \"$IMAGE_PATH\"\n",
+    )
+    .expect("write hook");
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut settings = bed.settings();
+    settings.import_conversion = true;
+    let target = std::sync::Arc::new(glance_target::GlanceTarget::new(
+        bed.glance.clone(),
+        bed.project.clone(),
+        glance_target::GlanceTargetOptions {
+            settings,
+            visibility: "private".into(),
+            modify_hook: Some(vec![hook.to_string_lossy().into_owned()]),
+            ..glance_target::GlanceTargetOptions::default()
+        },
+    ));
+    let report = sync(dir.path(), target, None).await;
+    assert!(report.is_success(), "{:?}", report.errors);
+    let images = bed.ours().await;
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0].disk_format.as_deref(), Some("raw"));
+    let mut expected = image_bytes("amd64", "20240101", "disk1.img");
+    expected.extend_from_slice(b"HOOKED disk1.img amd64");
+    let data = bed.glance.download(&images[0].id).await.expect("download");
+    assert_eq!(&data.bytes().await.expect("bytes")[..], &expected[..]);
+    bed.clean().await;
+}
