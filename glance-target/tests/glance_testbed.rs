@@ -198,6 +198,34 @@ async fn upload_sets_size_and_hashes_and_a_second_upload_conflicts() {
 
 #[tokio::test]
 #[ignore = "needs the OpenStack test bed (scripts/test runs it)"]
+async fn an_upload_over_the_quota_is_too_large() {
+    // The test bed's quota is 1 TB; announce 2 TB, send three bytes and then wait: Glance
+    // refuses at once, on the announced size, and that answer ends the upload.
+    use futures::StreamExt;
+    let g = admin().await;
+    let img = g
+        .create(&NewImage::new(unique("quota"), "raw", "bare"))
+        .await
+        .expect("create");
+    let three = stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from_static(b"abc"))])
+        .chain(stream::pending());
+    let err = g
+        .upload(&img.id, three, Some(2_000_000_000_000))
+        .await
+        .expect_err("over quota");
+    assert!(
+        matches!(err, Error::TooLarge { ref url, .. } if url.contains(&img.id)),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("storage quota"),
+        "the service's message is kept: {err}"
+    );
+    g.delete(&img.id).await.expect("delete");
+}
+
+#[tokio::test]
+#[ignore = "needs the OpenStack test bed (scripts/test runs it)"]
 async fn import_flow_stage_then_glance_direct() {
     let g = admin().await;
     let methods = g.import_methods().await.expect("import methods");

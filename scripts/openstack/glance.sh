@@ -50,6 +50,9 @@ log_file = $d/log/glance-api.log
 use_stderr = false
 enabled_backends = fs:file
 image_cache_dir = $d/cache
+# A quota far above what any test stores, so that an upload announcing more is refused with
+# 413 before any data is sent (the clients' "too large" error is tested with it).
+user_storage_quota = 1TB
 
 [database]
 connection = sqlite:///$d/glance.sqlite
