@@ -125,23 +125,19 @@ impl fmt::Display for GlanceTarget {
 /// Converts an OpenStack error for the engine, keeping the URL and status.
 pub(crate) fn to_mirror(e: Error) -> MirrorError {
     let message = e.to_string();
+    let status = e.status();
     match e {
         Error::NotFound { url, .. } => MirrorError::NotFound { location: url },
         Error::Unauthorized { url, .. }
         | Error::Forbidden { url, .. }
         | Error::Conflict { url, .. }
-        | Error::TooLarge { url, .. } => MirrorError::Http {
+        | Error::TooLarge { url, .. }
+        | Error::Server { url, .. }
+        | Error::Status { url, .. } => MirrorError::Http {
             url,
-            status: e_status(&message),
+            status: status.unwrap_or(0),
             message,
         },
-        Error::Server { url, status, .. } | Error::Status { url, status, .. } => {
-            MirrorError::Http {
-                url,
-                status,
-                message,
-            }
-        }
         Error::Transport { url, .. } => MirrorError::Transport { url, message },
         Error::Io { path, source } => MirrorError::Io { path, source },
         other => MirrorError::Location {
@@ -149,14 +145,6 @@ pub(crate) fn to_mirror(e: Error) -> MirrorError {
             message: other.to_string(),
         },
     }
-}
-
-/// The status in an error message made by [`Error`]'s `Display` ("... 409 Conflict: ...").
-fn e_status(message: &str) -> u16 {
-    [401, 403, 409, 413]
-        .into_iter()
-        .find(|s| message.contains(&format!(": {s} ")))
-        .unwrap_or(0)
 }
 
 impl GlanceTarget {
