@@ -148,13 +148,17 @@ tb_spawn() {
   echo "$pid $(tb_starttime "$pid" || echo -)" >"$TB_DIR/run/$name.pid"
 }
 
-# tb_pid NAME: the recorded PID if that process is still the one we started.
+# tb_pid NAME: the recorded PID if that process is still the one we started and alive (a
+# zombie, dead but not yet reaped, does not count).
 tb_pid() {
-  local f=$TB_DIR/run/$1.pid pid start now
+  local f=$TB_DIR/run/$1.pid pid start now stat
   [ -f "$f" ] || return 1
   read -r pid start <"$f" || return 1
   now=$(tb_starttime "$pid") || return 1
   [ "$now" = "$start" ] || return 1
+  { read -r stat <"/proc/$pid/stat"; } 2>/dev/null || return 1
+  stat=${stat##*) }
+  [ "${stat%% *}" != Z ] || return 1
   echo "$pid"
 }
 
@@ -164,6 +168,21 @@ tb_names() {
     [ -e "$f" ] || continue
     f=${f##*/}
     echo "${f%.pid}"
+  done
+}
+
+# "PID PGID RSS_KB" of every process, from /proc (procps may not be installed).
+tb_proc_table() {
+  local f line pid page_kb
+  page_kb=$(($(getconf PAGESIZE) / 1024))
+  for f in /proc/[0-9]*/stat; do
+    { read -r line <"$f"; } 2>/dev/null || continue
+    pid=${f#/proc/}
+    pid=${pid%/stat}
+    # Fields after the command name: state ppid pgrp ... rss is the 22nd of them.
+    # shellcheck disable=SC2086
+    set -- ${line##*) }
+    echo "$pid $3 $((${22} * page_kb))"
   done
 }
 
@@ -178,7 +197,7 @@ tb_group_members() {
     pgids="$pgids $pid"
   done
   [ -n "$pgids" ] || return 0
-  ps -eo pid=,pgid= | awk -v g="$pgids" 'BEGIN { n = split(g, a, " "); for (i = 1; i <= n; i++) want[a[i]] = 1 }
+  tb_proc_table | awk -v g="$pgids" 'BEGIN { n = split(g, a, " "); for (i = 1; i <= n; i++) want[a[i]] = 1 }
     want[$2] { print $1 }'
 }
 

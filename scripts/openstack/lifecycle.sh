@@ -26,9 +26,9 @@ tb_endpoints_ok() {
 # Total resident memory of our process groups, in MB.
 tb_rss_mb() {
   local members
-  members=$(tb_group_members | tr '\n' ',')
-  [ -n "$members" ] || { echo 0; return; }
-  ps -o rss= -p "${members%,}" | awk '{ s += $1 } END { printf "%d\n", s / 1024 }'
+  members=$(tb_group_members | tr '\n' ' ')
+  tb_proc_table | awk -v m="$members" 'BEGIN { n = split(m, a, " "); for (i = 1; i <= n; i++) want[a[i]] = 1 }
+    want[$1] { s += $3 } END { printf "%d\n", s / 1024 }'
 }
 
 # The state directory is wiped on every start; refuse to wipe one that is not ours.
@@ -136,7 +136,7 @@ tb_status() {
   for n in $TB_DAEMONS; do
     if pid=$(tb_pid "$n"); then
       printf '  %-24s pid %-8s running, %4s MB\n' "$n" "$pid" \
-        "$(ps -eo pgid=,rss= | awk -v g="$pid" '$1 == g { s += $2 } END { printf "%d", s / 1024 }')"
+        "$(tb_proc_table | awk -v g="$pid" '$2 == g { s += $3 } END { printf "%d", s / 1024 }')"
     else
       printf '  %-24s %-12s NOT RUNNING\n' "$n" ""
       ok=1
