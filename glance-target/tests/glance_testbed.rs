@@ -209,9 +209,14 @@ async fn an_upload_over_the_quota_is_too_large() {
         .expect("create");
     let three = stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from_static(b"abc"))])
         .chain(stream::pending());
-    let err = g
-        .upload(&img.id, three, Some(2_000_000_000_000))
+    // A guard, not a speed check: a Glance without the quota would wait for the 2 TB forever
+    // (a test bed started by older scripts; `scripts/openstack-testbed start` restarts those).
+    let upload = g.upload(&img.id, three, Some(2_000_000_000_000));
+    let err = tokio::time::timeout(Duration::from_secs(120), upload)
         .await
+        .unwrap_or_else(|_| {
+            panic!("Glance did not refuse a 2 TB upload: is its user_storage_quota set?")
+        })
         .expect_err("over quota");
     assert!(
         matches!(err, Error::TooLarge { ref url, .. } if url.contains(&img.id)),
