@@ -56,8 +56,8 @@ pub mod properties;
 mod target;
 
 pub use glance::{Download, GlanceClient, Image, ImportMethod, ListQuery, NewImage, PatchOp};
-pub use target::{latest_changes, EventSink, GlanceEvent, GlanceTarget, GlanceTargetOptions};
 pub use openstack::{
     AuthType, Catalog, CatalogService, ClientOptions, CloudConfig, Endpoint, Error, Interface,
     Result, Session, Token,
 };
+pub use target::{latest_changes, EventSink, GlanceEvent, GlanceTarget, GlanceTargetOptions};
