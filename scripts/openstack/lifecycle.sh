@@ -42,10 +42,16 @@ tb_fresh_dir() {
   : >"$TB_DIR/$TB_MARKER"
 }
 
-tb_show_failure() { # SERVICE
-  local f
+tb_show_failure() { # SERVICE, or "check" for the end-to-end check
+  local f dirs="$TB_DIR/$1"
   echo "---- $1 failed: $(tail -n 5 "$TB_DIR/log/start-$1.log" 2>/dev/null)" >&2
-  for f in "$TB_DIR/$1"/log/*.log; do
+  # The check talks to all three: show its own output and every service's logs.
+  if [ "$1" = check ]; then
+    tail -n 5 "$TB_DIR/log/check.log" >&2
+    dirs="$TB_DIR/keystone $TB_DIR/glance $TB_DIR/swift"
+  fi
+  # shellcheck disable=SC2086
+  for f in $(for d in $dirs; do ls "$d"/log/*.log 2>/dev/null; done); do
     [ -s "$f" ] || continue
     echo "---- tail of $f" >&2
     tail -n 25 "$f" >&2
