@@ -103,7 +103,9 @@ tb_install() {
   mkdir -p "$TB_REPO/.work"
   log=$TB_REPO/.work/openstack-install.log
   local t0=$SECONDS rc=0 try
-  $sudo apt-get update -q >"$log" 2>&1 || rc=$?
+  # An earlier install that was interrupted leaves dpkg refusing to go on until this is run.
+  $sudo env DEBIAN_FRONTEND=noninteractive dpkg --configure -a >"$log" 2>&1 || true
+  $sudo apt-get update -q >>"$log" 2>&1 || rc=$?
   if [ $rc = 0 ]; then
     # One retry: a dpkg run can fail on a transient error (a lost temporary file was seen here).
     for try in 1 2; do
