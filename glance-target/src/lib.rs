@@ -50,14 +50,17 @@
 
 mod glance;
 pub mod image_ids;
+mod latest;
 mod modify_hook;
 pub mod openstack;
 pub mod properties;
 mod target;
+mod upload;
 
 pub use glance::{Download, GlanceClient, Image, ImportMethod, ListQuery, NewImage, PatchOp};
+pub use latest::latest_changes;
 pub use openstack::{
     AuthType, Catalog, CatalogService, ClientOptions, CloudConfig, Endpoint, Error, Interface,
     Result, Session, Token,
 };
-pub use target::{latest_changes, EventSink, GlanceEvent, GlanceTarget, GlanceTargetOptions};
+pub use target::{EventSink, GlanceEvent, GlanceTarget, GlanceTargetOptions};

@@ -3,26 +3,25 @@
 //! file, so that a crash, the reference tool or an operator's manual delete can never make it
 //! believe in images that are not there.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::stream::{self, StreamExt};
-use simplestreams_core::{ChecksumKind, Digests, Expected, StreamVerifier};
+use simplestreams_core::Expected;
 use simplestreams_mirror::{
     ByteStream, ContentState, Error as MirrorError, HeldItem, ItemKey, LocalStore, NewItem, State,
     Store, StoreLock, Target,
 };
 
-use crate::glance::{GlanceClient, Image, ImportMethod, ListQuery, NewImage, PatchOp};
+use crate::glance::{GlanceClient, Image, ListQuery, PatchOp};
 use crate::image_ids::{write_image_ids, CloudInfo};
+use crate::latest::latest_changes;
 use crate::modify_hook::run_modify_hook;
 use crate::openstack::Error;
-use crate::properties::{disk_format, glance_properties, image_name, ImageSettings};
+use crate::properties::ImageSettings;
 
 /// Statuses an image of ours can only have while a sync uploads it; met when we hold the lock,
 /// they are leftovers of a sync that crashed or was killed.
@@ -103,9 +102,9 @@ impl fmt::Debug for GlanceTargetOptions {
 /// identity properties are set, and it is `active`; nothing else is ever changed or deleted.
 #[derive(Debug)]
 pub struct GlanceTarget {
-    glance: GlanceClient,
-    project_id: String,
-    options: GlanceTargetOptions,
+    pub(crate) glance: GlanceClient,
+    pub(crate) project_id: String,
+    pub(crate) options: GlanceTargetOptions,
     /// Names of the images seen, by id (for `removing ID: NAME`).
     names: Mutex<HashMap<String, String>>,
 }
@@ -254,115 +253,10 @@ impl GlanceTarget {
         }
         Ok(())
     }
-
-    fn new_image(&self, item: &NewItem) -> NewImage {
-        let s = &self.options.settings;
-        let mut image = NewImage::new(
-            image_name(&item.fields, &s.name_prefix),
-            disk_format(&item.fields, s),
-            "bare",
-        )
-        .with_visibility(self.options.visibility.clone());
-        // The properties go on at creation (the reference adds them after the upload): an
-        // image cut short by a crash is then recognisably ours, and cleaned up next run.
-        image.properties = glance_properties(&item.fields, &item.key.content_id, s);
-        image
-    }
-
-    /// Uploads `body` into a new image and checks what Glance stored against `expected`; the
-    /// image is deleted on any failure.
-    async fn upload_checked(
-        &self,
-        item: &NewItem,
-        body: ByteStream,
-        expected: Expected,
-        check_stream: bool,
-    ) -> Result<Image, MirrorError> {
-        let new = self.new_image(item);
-        let image = self.glance.create(&new).await.map_err(to_mirror)?;
-        let result = self
-            .upload_into(&image, body, &expected, check_stream)
-            .await;
-        if result.is_err() {
-            if let Err(e) = self.glance.delete(&image.id).await {
-                tracing::warn!("{}: not deleted after a failed upload: {e}", image.id);
-            }
-        }
-        result
-    }
-
-    async fn upload_into(
-        &self,
-        image: &Image,
-        body: ByteStream,
-        expected: &Expected,
-        check_stream: bool,
-    ) -> Result<Image, MirrorError> {
-        // Glance's md5 is checked against the stream's; when the stream gives none, against
-        // our own md5 of the bytes sent.
-        let tracker = Arc::new(Mutex::new(Tracker::new(expected.md5.is_none())));
-        let body = tracked(body, tracker.clone());
-        let id = &image.id;
-        let sent = self.send_data(id, body, expected.size).await;
-        let failed = tracker.lock().ok().and_then(|mut t| t.failed.take());
-        match (sent, failed) {
-            (_, Some(body_error)) => return Err(MirrorError::Aborted(body_error)),
-            (Err(e), None) => return Err(e),
-            (Ok(()), None) => {}
-        }
-        let digests = tracker
-            .lock()
-            .ok()
-            .and_then(|mut t| t.finished.take())
-            .ok_or_else(|| {
-                MirrorError::Aborted(format!("image {id}: the upload stream did not end cleanly"))
-            })?;
-        let found = if self.options.settings.import_conversion {
-            self.glance
-                .wait_for_status(
-                    id,
-                    &["active"],
-                    Duration::from_secs(2),
-                    Duration::from_secs(6 * 3600),
-                )
-                .await
-                .map_err(to_mirror)?
-        } else {
-            self.glance.get(id).await.map_err(to_mirror)?
-        };
-        // A converted image has other bytes than the stream's: only the stream was checked.
-        if !self.options.settings.import_conversion {
-            check_stored(&found, expected, &digests, check_stream).map_err(|message| {
-                MirrorError::Location {
-                    location: format!("{}/images/{id}", self.glance.base_url()),
-                    message,
-                }
-            })?;
-        }
-        Ok(found)
-    }
-
-    /// Sends the image data: uploaded, or staged then imported (`--image-import-conversion`).
-    async fn send_data(
-        &self,
-        id: &str,
-        body: ByteStream,
-        size: Option<u64>,
-    ) -> Result<(), MirrorError> {
-        if self.options.settings.import_conversion {
-            self.glance.stage(id, body, size).await.map_err(to_mirror)?;
-            self.glance
-                .import(id, &ImportMethod::GlanceDirect)
-                .await
-                .map_err(to_mirror)
-        } else {
-            self.glance.upload(id, body, size).await.map_err(to_mirror)
-        }
-    }
 }
 
 /// `(source_content_id, product, version, item)` of an image, when all are set.
-fn identity(i: &Image) -> Option<(&str, &str, &str, &str)> {
+pub(crate) fn identity(i: &Image) -> Option<(&str, &str, &str, &str)> {
     let get = |k| i.property(k).filter(|v| !v.is_empty());
     Some((
         get("source_content_id")?,
@@ -370,174 +264,6 @@ fn identity(i: &Image) -> Option<(&str, &str, &str, &str)> {
         get("version_name")?,
         get("item_name")?,
     ))
-}
-
-/// Compares what Glance stored with what was sent.
-fn check_stored(
-    found: &Image,
-    expected: &Expected,
-    sent: &Digests,
-    check_sha512: bool,
-) -> Result<(), String> {
-    let mut wrong = Vec::new();
-    if found.status != "active" {
-        wrong.push(format!("status is {:?}, not active", found.status));
-    }
-    let size = expected.size.unwrap_or(sent.size);
-    if found.size != Some(size) {
-        wrong.push(format!("size is {:?}, expected {size}", found.size));
-    }
-    let md5 = expected.md5.as_ref().or(sent.md5.as_ref());
-    if let Some(md5) = md5 {
-        if found
-            .checksum
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_ref()
-            != Some(md5)
-        {
-            wrong.push(format!(
-                "checksum (md5) is {:?}, expected {md5}",
-                found.checksum
-            ));
-        }
-    }
-    if let (true, Some(sha512), Some("sha512")) = (
-        check_sha512,
-        &expected.sha512,
-        found.os_hash_algo.as_deref(),
-    ) {
-        if found
-            .os_hash_value
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_ref()
-            != Some(sha512)
-        {
-            wrong.push(format!(
-                "os_hash_value (sha512) is {:?}, expected {sha512}",
-                found.os_hash_value
-            ));
-        }
-    }
-    if wrong.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "Glance stored something else: {}; image deleted",
-            wrong.join(", ")
-        ))
-    }
-}
-
-/// For `--set-latest-property`: the `latest` changes that leave exactly one image per
-/// os_version + architecture with `latest=true`, the one of the newest version (then the
-/// greatest item name). `(id, true)` sets it, `(id, false)` removes it.
-pub fn latest_changes(images: &[Image]) -> Vec<(String, bool)> {
-    let mut groups: BTreeMap<(&str, &str), Vec<&Image>> = BTreeMap::new();
-    for i in images {
-        let key = (
-            i.property("os_version").unwrap_or(""),
-            i.property("architecture").unwrap_or(""),
-        );
-        groups.entry(key).or_default().push(i);
-    }
-    let mut changes = Vec::new();
-    for members in groups.values() {
-        let newest = members.iter().max_by(|a, b| {
-            let k = |i: &Image| {
-                (
-                    i.property("version_name").unwrap_or("").to_string(),
-                    i.property("item_name").unwrap_or("").to_string(),
-                    i.id.clone(),
-                )
-            };
-            k(a).cmp(&k(b))
-        });
-        for i in members {
-            let is_newest = newest.is_some_and(|n| n.id == i.id);
-            let has = i.properties.contains_key("latest");
-            let is_true = i.property("latest") == Some("true");
-            if is_newest && !is_true {
-                changes.push((i.id.clone(), true));
-            } else if !is_newest && has {
-                changes.push((i.id.clone(), false));
-            }
-        }
-    }
-    changes
-}
-
-/// Watches an upload stream: whether it ended cleanly, and the digests of what went through.
-struct Tracker {
-    verifier: Option<StreamVerifier>,
-    finished: Option<Digests>,
-    /// The error the body ended with (the HTTP client reports only that the request failed).
-    failed: Option<String>,
-}
-
-impl Tracker {
-    fn new(md5: bool) -> Tracker {
-        let mut v = StreamVerifier::new("", Expected::default());
-        if md5 {
-            v = v.also_compute(ChecksumKind::Md5);
-        }
-        Tracker {
-            verifier: Some(v),
-            finished: None,
-            failed: None,
-        }
-    }
-}
-
-/// Passes `body` through, one chunk behind: a chunk is handed on only once the next one (or
-/// the clean end) has been read. With a `Content-Length`, the HTTP client stops reading after
-/// the last byte and would never see an error the body raises at its end (a checksum that
-/// fails once every byte was hashed); held back, the last chunk goes out only after that end,
-/// so such an error cuts the upload short and Glance never gets the whole image.
-fn tracked(body: ByteStream, tracker: Arc<Mutex<Tracker>>) -> ByteStream {
-    struct St {
-        body: ByteStream,
-        held: Option<Bytes>,
-        tracker: Arc<Mutex<Tracker>>,
-    }
-    let st = St {
-        body,
-        held: None,
-        tracker,
-    };
-    stream::unfold(Some(st), |st| async move {
-        let mut st = st?;
-        loop {
-            match st.body.next().await {
-                Some(Ok(chunk)) => {
-                    if let Ok(mut t) = st.tracker.lock() {
-                        if let Some(v) = t.verifier.as_mut() {
-                            // No expectation is set, so updating cannot fail.
-                            let _ = v.update(&chunk);
-                        }
-                    }
-                    match st.held.replace(chunk) {
-                        Some(prev) => return Some((Ok(prev), Some(st))),
-                        None => continue,
-                    }
-                }
-                Some(Err(e)) => {
-                    if let Ok(mut t) = st.tracker.lock() {
-                        t.failed = Some(e.to_string());
-                    }
-                    return Some((Err(e), None));
-                }
-                None => {
-                    if let Ok(mut t) = st.tracker.lock() {
-                        t.finished = t.verifier.take().and_then(|v| v.finish().ok());
-                    }
-                    return st.held.take().map(|last| (Ok(last), None));
-                }
-            }
-        }
-    })
-    .boxed()
 }
 
 #[async_trait]
@@ -685,128 +411,5 @@ impl Target for GlanceTarget {
 
     async fn publish_index(&self, _path: &str, _bytes: Bytes) -> Result<(), MirrorError> {
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn image(
-        id: &str,
-        version: &str,
-        item: &str,
-        os_version: &str,
-        arch: &str,
-        latest: Option<&str>,
-    ) -> Image {
-        let mut v = json!({"id": id, "status": "active", "version_name": version,
-            "item_name": item, "os_version": os_version, "architecture": arch});
-        if let Some(l) = latest {
-            v["latest"] = json!(l);
-        }
-        serde_json::from_value(v).expect("image")
-    }
-
-    #[test]
-    fn latest_goes_to_the_newest_version_of_each_os_version_and_arch() {
-        let images = [
-            image(
-                "a",
-                "20240101",
-                "disk1.img",
-                "24.04",
-                "x86_64",
-                Some("true"),
-            ),
-            image("b", "20240201", "disk1.img", "24.04", "x86_64", None),
-            image(
-                "c",
-                "20240201",
-                "disk1.img",
-                "24.04",
-                "aarch64",
-                Some("true"),
-            ),
-            image("d", "20230101", "disk1.img", "22.04", "x86_64", None),
-            image(
-                "e",
-                "20220101",
-                "disk1.img",
-                "22.04",
-                "x86_64",
-                Some("false"),
-            ),
-        ];
-        let mut changes = latest_changes(&images);
-        changes.sort();
-        assert_eq!(
-            changes,
-            vec![
-                ("a".to_string(), false),
-                ("b".to_string(), true),
-                ("d".to_string(), true),
-                ("e".to_string(), false),
-            ]
-        );
-    }
-
-    #[test]
-    fn stored_image_must_match_size_md5_and_sha512() {
-        let found: Image = serde_json::from_value(json!({"id": "i", "status": "active", "size": 3,
-            "checksum": "ABC", "os_hash_algo": "sha512", "os_hash_value": "s512"}))
-        .expect("image");
-        let sent = Digests {
-            size: 3,
-            ..Digests::default()
-        };
-        let exp = |size, md5: &str, sha512: Option<&str>| Expected {
-            size: Some(size),
-            md5: Some(md5.into()),
-            sha512: sha512.map(str::to_string),
-            ..Expected::default()
-        };
-        assert_eq!(
-            check_stored(&found, &exp(3, "abc", Some("s512")), &sent, true),
-            Ok(())
-        );
-        assert!(
-            check_stored(&found, &exp(4, "abc", None), &sent, true).is_err(),
-            "size"
-        );
-        assert!(
-            check_stored(&found, &exp(3, "abd", None), &sent, true).is_err(),
-            "md5"
-        );
-        assert!(
-            check_stored(&found, &exp(3, "abc", Some("x")), &sent, true).is_err(),
-            "sha512"
-        );
-        assert_eq!(
-            check_stored(&found, &exp(3, "abc", Some("x")), &sent, false),
-            Ok(()),
-            "not checked after a hook"
-        );
-        let ours = Digests {
-            size: 3,
-            md5: Some("abc".into()),
-            ..Digests::default()
-        };
-        let no_md5 = Expected {
-            size: Some(3),
-            ..Expected::default()
-        };
-        assert_eq!(
-            check_stored(&found, &no_md5, &ours, true),
-            Ok(()),
-            "our own md5 when the stream has none"
-        );
-        let other = Digests {
-            size: 3,
-            md5: Some("fff".into()),
-            ..Digests::default()
-        };
-        assert!(check_stored(&found, &no_md5, &other, true).is_err());
     }
 }

@@ -1,0 +1,315 @@
+//! Uploading one image: create it with its properties, stream the verified bytes into it,
+//! then check what Glance stored against the stream; delete it on any failure.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
+use simplestreams_core::{ChecksumKind, Digests, Expected, StreamVerifier};
+use simplestreams_mirror::{ByteStream, Error as MirrorError, NewItem};
+
+use crate::glance::{Image, ImportMethod, NewImage};
+use crate::properties::{disk_format, glance_properties, image_name};
+use crate::target::{to_mirror, GlanceTarget};
+
+impl GlanceTarget {
+    fn new_image(&self, item: &NewItem) -> NewImage {
+        let s = &self.options.settings;
+        let mut image = NewImage::new(
+            image_name(&item.fields, &s.name_prefix),
+            disk_format(&item.fields, s),
+            "bare",
+        )
+        .with_visibility(self.options.visibility.clone());
+        // The properties go on at creation (the reference adds them after the upload): an
+        // image cut short by a crash is then recognisably ours, and cleaned up next run.
+        image.properties = glance_properties(&item.fields, &item.key.content_id, s);
+        image
+    }
+
+    /// Uploads `body` into a new image and checks what Glance stored against `expected`; the
+    /// image is deleted on any failure.
+    pub(crate) async fn upload_checked(
+        &self,
+        item: &NewItem,
+        body: ByteStream,
+        expected: Expected,
+        check_stream: bool,
+    ) -> Result<Image, MirrorError> {
+        let new = self.new_image(item);
+        let image = self.glance.create(&new).await.map_err(to_mirror)?;
+        let result = self
+            .upload_into(&image, body, &expected, check_stream)
+            .await;
+        if result.is_err() {
+            if let Err(e) = self.glance.delete(&image.id).await {
+                tracing::warn!("{}: not deleted after a failed upload: {e}", image.id);
+            }
+        }
+        result
+    }
+
+    async fn upload_into(
+        &self,
+        image: &Image,
+        body: ByteStream,
+        expected: &Expected,
+        check_stream: bool,
+    ) -> Result<Image, MirrorError> {
+        // Glance's md5 is checked against the stream's; when the stream gives none, against
+        // our own md5 of the bytes sent.
+        let tracker = Arc::new(Mutex::new(Tracker::new(expected.md5.is_none())));
+        let body = tracked(body, tracker.clone());
+        let id = &image.id;
+        let sent = self.send_data(id, body, expected.size).await;
+        let failed = tracker.lock().ok().and_then(|mut t| t.failed.take());
+        match (sent, failed) {
+            (_, Some(body_error)) => return Err(MirrorError::Aborted(body_error)),
+            (Err(e), None) => return Err(e),
+            (Ok(()), None) => {}
+        }
+        let digests = tracker
+            .lock()
+            .ok()
+            .and_then(|mut t| t.finished.take())
+            .ok_or_else(|| {
+                MirrorError::Aborted(format!("image {id}: the upload stream did not end cleanly"))
+            })?;
+        let found = if self.options.settings.import_conversion {
+            self.glance
+                .wait_for_status(
+                    id,
+                    &["active"],
+                    Duration::from_secs(2),
+                    Duration::from_secs(6 * 3600),
+                )
+                .await
+                .map_err(to_mirror)?
+        } else {
+            self.glance.get(id).await.map_err(to_mirror)?
+        };
+        // A converted image has other bytes than the stream's: only the stream was checked.
+        if !self.options.settings.import_conversion {
+            check_stored(&found, expected, &digests, check_stream).map_err(|message| {
+                MirrorError::Location {
+                    location: format!("{}/images/{id}", self.glance.base_url()),
+                    message,
+                }
+            })?;
+        }
+        Ok(found)
+    }
+
+    /// Sends the image data: uploaded, or staged then imported (`--image-import-conversion`).
+    async fn send_data(
+        &self,
+        id: &str,
+        body: ByteStream,
+        size: Option<u64>,
+    ) -> Result<(), MirrorError> {
+        if self.options.settings.import_conversion {
+            self.glance.stage(id, body, size).await.map_err(to_mirror)?;
+            self.glance
+                .import(id, &ImportMethod::GlanceDirect)
+                .await
+                .map_err(to_mirror)
+        } else {
+            self.glance.upload(id, body, size).await.map_err(to_mirror)
+        }
+    }
+}
+
+/// Compares what Glance stored with what was sent.
+fn check_stored(
+    found: &Image,
+    expected: &Expected,
+    sent: &Digests,
+    check_sha512: bool,
+) -> Result<(), String> {
+    let mut wrong = Vec::new();
+    if found.status != "active" {
+        wrong.push(format!("status is {:?}, not active", found.status));
+    }
+    let size = expected.size.unwrap_or(sent.size);
+    if found.size != Some(size) {
+        wrong.push(format!("size is {:?}, expected {size}", found.size));
+    }
+    let md5 = expected.md5.as_ref().or(sent.md5.as_ref());
+    if let Some(md5) = md5 {
+        if found
+            .checksum
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_ref()
+            != Some(md5)
+        {
+            wrong.push(format!(
+                "checksum (md5) is {:?}, expected {md5}",
+                found.checksum
+            ));
+        }
+    }
+    if let (true, Some(sha512), Some("sha512")) = (
+        check_sha512,
+        &expected.sha512,
+        found.os_hash_algo.as_deref(),
+    ) {
+        if found
+            .os_hash_value
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_ref()
+            != Some(sha512)
+        {
+            wrong.push(format!(
+                "os_hash_value (sha512) is {:?}, expected {sha512}",
+                found.os_hash_value
+            ));
+        }
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "Glance stored something else: {}; image deleted",
+            wrong.join(", ")
+        ))
+    }
+}
+
+/// Watches an upload stream: whether it ended cleanly, and the digests of what went through.
+struct Tracker {
+    verifier: Option<StreamVerifier>,
+    finished: Option<Digests>,
+    /// The error the body ended with (the HTTP client reports only that the request failed).
+    failed: Option<String>,
+}
+
+impl Tracker {
+    fn new(md5: bool) -> Tracker {
+        let mut v = StreamVerifier::new("", Expected::default());
+        if md5 {
+            v = v.also_compute(ChecksumKind::Md5);
+        }
+        Tracker {
+            verifier: Some(v),
+            finished: None,
+            failed: None,
+        }
+    }
+}
+
+/// Passes `body` through, one chunk behind: a chunk is handed on only once the next one (or
+/// the clean end) has been read. With a `Content-Length`, the HTTP client stops reading after
+/// the last byte and would never see an error the body raises at its end (a checksum that
+/// fails once every byte was hashed); held back, the last chunk goes out only after that end,
+/// so such an error cuts the upload short and Glance never gets the whole image.
+fn tracked(body: ByteStream, tracker: Arc<Mutex<Tracker>>) -> ByteStream {
+    struct St {
+        body: ByteStream,
+        held: Option<Bytes>,
+        tracker: Arc<Mutex<Tracker>>,
+    }
+    let st = St {
+        body,
+        held: None,
+        tracker,
+    };
+    stream::unfold(Some(st), |st| async move {
+        let mut st = st?;
+        loop {
+            match st.body.next().await {
+                Some(Ok(chunk)) => {
+                    if let Ok(mut t) = st.tracker.lock() {
+                        if let Some(v) = t.verifier.as_mut() {
+                            // No expectation is set, so updating cannot fail.
+                            let _ = v.update(&chunk);
+                        }
+                    }
+                    match st.held.replace(chunk) {
+                        Some(prev) => return Some((Ok(prev), Some(st))),
+                        None => continue,
+                    }
+                }
+                Some(Err(e)) => {
+                    if let Ok(mut t) = st.tracker.lock() {
+                        t.failed = Some(e.to_string());
+                    }
+                    return Some((Err(e), None));
+                }
+                None => {
+                    if let Ok(mut t) = st.tracker.lock() {
+                        t.finished = t.verifier.take().and_then(|v| v.finish().ok());
+                    }
+                    return st.held.take().map(|last| (Ok(last), None));
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn stored_image_must_match_size_md5_and_sha512() {
+        let found: Image = serde_json::from_value(json!({"id": "i", "status": "active", "size": 3,
+            "checksum": "ABC", "os_hash_algo": "sha512", "os_hash_value": "s512"}))
+        .expect("image");
+        let sent = Digests {
+            size: 3,
+            ..Digests::default()
+        };
+        let exp = |size, md5: &str, sha512: Option<&str>| Expected {
+            size: Some(size),
+            md5: Some(md5.into()),
+            sha512: sha512.map(str::to_string),
+            ..Expected::default()
+        };
+        assert_eq!(
+            check_stored(&found, &exp(3, "abc", Some("s512")), &sent, true),
+            Ok(())
+        );
+        assert!(
+            check_stored(&found, &exp(4, "abc", None), &sent, true).is_err(),
+            "size"
+        );
+        assert!(
+            check_stored(&found, &exp(3, "abd", None), &sent, true).is_err(),
+            "md5"
+        );
+        assert!(
+            check_stored(&found, &exp(3, "abc", Some("x")), &sent, true).is_err(),
+            "sha512"
+        );
+        assert_eq!(
+            check_stored(&found, &exp(3, "abc", Some("x")), &sent, false),
+            Ok(()),
+            "not checked after a hook"
+        );
+        let ours = Digests {
+            size: 3,
+            md5: Some("abc".into()),
+            ..Digests::default()
+        };
+        let no_md5 = Expected {
+            size: Some(3),
+            ..Expected::default()
+        };
+        assert_eq!(
+            check_stored(&found, &no_md5, &ours, true),
+            Ok(()),
+            "our own md5 when the stream has none"
+        );
+        let other = Digests {
+            size: 3,
+            md5: Some("fff".into()),
+            ..Digests::default()
+        };
+        assert!(check_stored(&found, &no_md5, &other, true).is_err());
+    }
+}
