@@ -330,8 +330,8 @@ impl CloudConfig {
             None => Interface::Public,
         };
         let region_name = cloud.region_name.clone().or_else(|| match &cloud.regions {
-            Some(serde_yaml_ng::Value::Sequence(list)) => list.first().and_then(|r| match r {
-                serde_yaml_ng::Value::Mapping(m) => m.get("name").and_then(yaml_string),
+            Some(serde_json::Value::Array(list)) => list.first().and_then(|r| match r {
+                serde_json::Value::Object(m) => m.get("name").and_then(yaml_string),
                 other => yaml_string(other),
             }),
             _ => None,
@@ -418,11 +418,11 @@ fn truthy(v: &str) -> bool {
     matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
 }
 
-fn yaml_string(v: &serde_yaml_ng::Value) -> Option<String> {
+fn yaml_string(v: &serde_json::Value) -> Option<String> {
     match v {
-        serde_yaml_ng::Value::String(s) => Some(s.clone()),
-        serde_yaml_ng::Value::Number(n) => Some(n.to_string()),
-        serde_yaml_ng::Value::Bool(b) => Some(b.to_string()),
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
 }
@@ -436,15 +436,15 @@ struct CloudsFile {
 #[derive(Deserialize)]
 struct CloudEntry {
     #[serde(default)]
-    auth: BTreeMap<String, serde_yaml_ng::Value>,
+    auth: BTreeMap<String, serde_json::Value>,
     auth_type: Option<String>,
     region_name: Option<String>,
-    regions: Option<serde_yaml_ng::Value>,
+    regions: Option<serde_json::Value>,
     interface: Option<String>,
     endpoint_type: Option<String>,
     cacert: Option<String>,
-    verify: Option<serde_yaml_ng::Value>,
-    insecure: Option<serde_yaml_ng::Value>,
+    verify: Option<serde_json::Value>,
+    insecure: Option<serde_json::Value>,
 }
 
 fn read_cloud(path: &Path, name: &str) -> Result<Option<CloudEntry>> {
@@ -452,7 +452,7 @@ fn read_cloud(path: &Path, name: &str) -> Result<Option<CloudEntry>> {
         path: path.to_owned(),
         source,
     })?;
-    let mut file: CloudsFile = serde_yaml_ng::from_str(&text)
+    let mut file: CloudsFile = serde_saphyr::from_str(&text)
         .map_err(|e| Error::config(path.display().to_string(), e.to_string()))?;
     Ok(file.clouds.remove(name))
 }
