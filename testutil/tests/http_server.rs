@@ -118,18 +118,19 @@ fn serves_a_directory_with_get_and_head() {
 
 #[test]
 fn missing_files_directories_and_escapes_are_404() {
-    let (dir, server) = server_with_dir();
-    std::fs::write(dir.path().join("../outside-test-http-server"), b"secret").ok();
+    // Served: outer/root; beside it, a file no request may reach.
+    let outer = tempfile::tempdir().expect("a temp dir");
+    let root = outer.path().join("root");
+    std::fs::create_dir_all(root.join("streams/v1")).expect("mkdir");
+    std::fs::write(root.join("streams/v1/index.json"), BODY).expect("write");
+    std::fs::write(outer.path().join("secret"), b"secret").expect("write");
+    let server = TestServer::serve_dir(&root);
+    assert_eq!(get(&server, "/streams/v1/index.json", &[]).status, 200);
     assert_eq!(get(&server, "/nope", &[]).status, 404);
     assert_eq!(get(&server, "/streams/v1", &[]).status, 404);
-    assert_eq!(
-        get(&server, "/../outside-test-http-server", &[]).status,
-        404
-    );
-    assert_eq!(
-        get(&server, "/streams/../../outside-test-http-server", &[]).status,
-        404
-    );
+    assert_eq!(get(&server, "/../secret", &[]).status, 404);
+    assert_eq!(get(&server, "/streams/../../secret", &[]).status, 404);
+    assert_eq!(get(&server, "/%2e%2e/secret", &[]).status, 404);
     assert_eq!(
         send(server.addr(), "POST", "/streams/v1/index.json", &[]).status,
         405
