@@ -91,6 +91,10 @@ pub struct MirrorArgs {
     /// Retries of a failed request (with exponential backoff and jitter).
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub retries: u32,
+    /// Do not flush written files to stable storage (fsync): faster on slow disks; a killed
+    /// run is still safe, but a power cut may lose the last files written.
+    #[arg(long)]
+    pub no_fsync: bool,
     /// Mirror URL (http(s)://, file:// or a directory), or the URL of an index or products file.
     #[arg(value_name = "SOURCE")]
     pub source: String,
@@ -112,9 +116,8 @@ pub fn run(args: MirrorArgs) -> anyhow::Result<ExitCode> {
         sources.push(open_source(m, &http)?);
     }
     let source: Arc<dyn Source> = Arc::new(FallbackSource::new(sources)?);
-    let target = Arc::new(StoreTarget::new(Arc::new(LocalStore::new(
-        &args.output_dir,
-    ))));
+    let store = LocalStore::new(&args.output_dir).with_fsync(!args.no_fsync);
+    let target = Arc::new(StoreTarget::new(Arc::new(store)));
     let rt = crate::common::runtime()?;
 
     if args.dry_run {

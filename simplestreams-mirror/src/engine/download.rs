@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use simplestreams_core::StreamVerifier;
 
@@ -13,37 +14,86 @@ use crate::target::{NewItem, Target};
 
 /// Wraps `body` so that every byte goes through the verifier; the stream ends with an error if
 /// the size or any checksum fails, so that the target never publishes it.
+///
+/// Hashing runs on a blocking thread fed through a channel (chunks are reference-counted, not
+/// copied), so that receiving, hashing and writing overlap: one core hashes while another
+/// receives. The end of the stream waits for the hasher's verdict.
 pub(crate) fn verifying(
     body: ByteStream,
     item: &NewItem,
     url: String,
     progress: Arc<dyn Progress>,
 ) -> ByteStream {
-    let verifier = StreamVerifier::new(item.key.to_string(), item.expected.clone());
+    let mut verifier = StreamVerifier::new(item.key.to_string(), item.expected.clone());
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let hasher = tokio::task::spawn_blocking(move || {
+        while let Some(chunk) = rx.blocking_recv() {
+            verifier.update(&chunk)?;
+        }
+        verifier.finish()
+    });
     let name = item.key.to_string();
     let fail = move |e: simplestreams_core::Error| Error::Verify {
         item: name.clone(),
         url: url.clone(),
         source: Box::new(e),
     };
-    stream::unfold(Some((body, verifier, fail, progress)), |st| async move {
-        let (mut body, mut v, fail, progress) = st?;
-        match body.next().await {
-            Some(Ok(chunk)) => match v.update(&chunk) {
-                Ok(()) => {
-                    progress.bytes(chunk.len() as u64);
-                    Some((Ok(chunk), Some((body, v, fail, progress))))
+    let state = Verifying {
+        body,
+        tx: Some(tx),
+        hasher: Some(hasher),
+        fail: Box::new(fail),
+        progress,
+    };
+    stream::unfold(state, |mut st| async move {
+        let tx = st.tx.as_ref()?;
+        match st.body.next().await {
+            Some(Ok(chunk)) => {
+                if tx.send(chunk.clone()).await.is_err() {
+                    // The hasher stopped early: too many bytes. Its verdict says so.
+                    let err = st.verdict().await.err()?;
+                    return Some((Err(err), st));
                 }
-                Err(e) => Some((Err(fail(e)), None)),
-            },
-            Some(Err(e)) => Some((Err(e), None)),
-            None => match v.finish() {
-                Ok(_) => None,
-                Err(e) => Some((Err(fail(e)), None)),
+                st.progress.bytes(chunk.len() as u64);
+                Some((Ok(chunk), st))
+            }
+            Some(Err(e)) => {
+                st.tx = None;
+                Some((Err(e), st))
+            }
+            None => match st.verdict().await {
+                Ok(()) => None,
+                Err(e) => Some((Err(e), st)),
             },
         }
     })
     .boxed()
+}
+
+type Fail = Box<dyn Fn(simplestreams_core::Error) -> Error + Send + Sync>;
+
+struct Verifying {
+    body: ByteStream,
+    tx: Option<tokio::sync::mpsc::Sender<Bytes>>,
+    hasher:
+        Option<tokio::task::JoinHandle<simplestreams_core::Result<simplestreams_core::Digests>>>,
+    fail: Fail,
+    progress: Arc<dyn Progress>,
+}
+
+impl Verifying {
+    /// Closes the hasher's input and waits for its result; the stream ends after this.
+    async fn verdict(&mut self) -> Result<()> {
+        self.tx = None;
+        let Some(hasher) = self.hasher.take() else {
+            return Ok(());
+        };
+        match hasher.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err((self.fail)(e)),
+            Err(e) => Err(Error::Aborted(format!("hashing task failed: {e}"))),
+        }
+    }
 }
 
 /// What happened to one item.

@@ -7,7 +7,7 @@ use std::time::UNIX_EPOCH;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncSeekExt;
 
 use super::{
     ByteStream, GetOptions, GetResult, ObjectMeta, PutOptions, Store, StoreLock, Validators,
@@ -33,12 +33,24 @@ const READ_CHUNK: usize = 256 * 1024;
 #[derive(Clone)]
 pub struct LocalStore {
     root: PathBuf,
+    fsync: bool,
 }
 
 impl LocalStore {
     /// A store rooted at `root` (created on the first write).
     pub fn new(root: impl Into<PathBuf>) -> LocalStore {
-        LocalStore { root: root.into() }
+        LocalStore {
+            root: root.into(),
+            fsync: true,
+        }
+    }
+
+    /// With `false`, durable puts do not flush to stable storage (`fsync`, `syncfs`): faster on
+    /// slow disks, still safe against a killed process (renames are atomic), but a power cut
+    /// may lose recent writes. The default is `true`.
+    pub fn with_fsync(mut self, fsync: bool) -> LocalStore {
+        self.fsync = fsync;
+        self
     }
 
     /// The root directory.
@@ -97,6 +109,64 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(|e| Error::Aborted(format!("file task failed: {e}")))?
 }
 
+/// What the async side of a put sends to the writer.
+enum Chunk {
+    Data(bytes::Bytes),
+    /// The body ended cleanly: publish. A channel closed without it means abort.
+    End,
+}
+
+/// Writes `file` through its temporary name from `rx`, publishing it only on [`Chunk::End`].
+fn write_file(
+    file: &Path,
+    path: &str,
+    mut rx: tokio::sync::mpsc::Receiver<Chunk>,
+    durable: bool,
+) -> Result<ObjectMeta> {
+    let temp = LocalStore::temp_of(file);
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let f = std::fs::File::create(&temp).map_err(|e| Error::io(&temp, e))?;
+    let mut w = std::io::BufWriter::with_capacity(WRITE_BUFFER, f);
+    let mut write_all = || {
+        loop {
+            match rx.blocking_recv() {
+                Some(Chunk::Data(bytes)) => w.write_all(&bytes).map_err(|e| Error::io(&temp, e))?,
+                Some(Chunk::End) => break,
+                None => {
+                    return Err(Error::Aborted(format!(
+                        "{path}: body failed, not published"
+                    )))
+                }
+            }
+        }
+        w.flush().map_err(|e| Error::io(&temp, e))?;
+        if durable {
+            w.get_ref().sync_all().map_err(|e| Error::io(&temp, e))?;
+            // Earlier non-durable puts (items) become durable before this one (metadata
+            // naming them) is published.
+            sync_filesystem(w.get_ref()).map_err(|e| Error::io(&temp, e))?;
+        }
+        Ok(())
+    };
+    let written = write_all();
+    drop(w);
+    if let Err(e) = written {
+        // Nothing was published; the temporary file is garbage.
+        let _ = std::fs::remove_file(&temp);
+        return Err(e);
+    }
+    std::fs::rename(&temp, file).map_err(|e| Error::io(file, e))?;
+    if durable {
+        if let Some(dir) = file.parent() {
+            sync_dir(dir)?;
+        }
+    }
+    let md = std::fs::metadata(file).map_err(|e| Error::io(file, e))?;
+    Ok(LocalStore::meta_of(path, &md))
+}
+
 fn sync_dir(dir: &Path) -> Result<()> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
@@ -150,54 +220,40 @@ impl Store for LocalStore {
         options: PutOptions,
     ) -> Result<ObjectMeta> {
         let file = self.file(path)?;
-        let temp = LocalStore::temp_of(&file);
-        if let Some(dir) = file.parent() {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .map_err(|e| Error::io(dir, e))?;
-        }
-        let f = tokio::fs::File::create(&temp)
-            .await
-            .map_err(|e| Error::io(&temp, e))?;
-        let mut w = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, f);
-        let written: Result<()> = async {
-            while let Some(chunk) = body.next().await {
-                w.write_all(&chunk?)
-                    .await
-                    .map_err(|e| Error::io(&temp, e))?;
-            }
-            w.flush().await.map_err(|e| Error::io(&temp, e))?;
-            if options.durable {
-                w.get_ref()
-                    .sync_all()
-                    .await
-                    .map_err(|e| Error::io(&temp, e))?;
-                // Earlier non-durable puts (items) become durable before this one (metadata
-                // naming them) is published.
-                sync_filesystem(w.get_ref()).map_err(|e| Error::io(&temp, e))?;
-            }
-            Ok(())
-        }
-        .await;
-        drop(w);
-        if let Err(e) = written {
-            // Nothing was published; the temporary file is garbage.
-            let _ = tokio::fs::remove_file(&temp).await;
-            return Err(e);
-        }
-        let durable = options.durable;
+        // The file is written by one blocking task fed through a small channel: the async side
+        // (network, hashing) and the disk work overlap, and a small object costs one hop to the
+        // blocking pool instead of one per file operation.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(16);
         let path_owned = path.to_string();
-        blocking(move || {
-            std::fs::rename(&temp, &file).map_err(|e| Error::io(&file, e))?;
-            if durable {
-                if let Some(dir) = file.parent() {
-                    sync_dir(dir)?;
+        let fsync = self.fsync;
+        let writer = tokio::task::spawn_blocking(move || {
+            write_file(&file, &path_owned, rx, options.durable && fsync)
+        });
+        let mut failed = None;
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(bytes) => {
+                    if tx.send(Chunk::Data(bytes)).await.is_err() {
+                        break; // the writer failed; its error is reported below
+                    }
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
                 }
             }
-            let md = std::fs::metadata(&file).map_err(|e| Error::io(&file, e))?;
-            Ok(LocalStore::meta_of(&path_owned, &md))
-        })
-        .await
+        }
+        if failed.is_none() {
+            let _ = tx.send(Chunk::End).await;
+        }
+        drop(tx);
+        let written = writer
+            .await
+            .map_err(|e| Error::Aborted(format!("file task failed: {e}")))?;
+        match failed {
+            Some(e) => Err(e),
+            None => written,
+        }
     }
 
     async fn delete(&self, path: &str) -> Result<()> {
@@ -302,7 +358,7 @@ fn try_lock(f: &std::fs::File) -> std::io::Result<()> {
 }
 
 #[cfg(target_os = "linux")]
-fn sync_filesystem(f: &tokio::fs::File) -> std::io::Result<()> {
+fn sync_filesystem(f: &std::fs::File) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     // SAFETY: syncfs on a file descriptor we own; no memory is passed.
     let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
@@ -314,7 +370,7 @@ fn sync_filesystem(f: &tokio::fs::File) -> std::io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn sync_filesystem(_f: &tokio::fs::File) -> std::io::Result<()> {
+fn sync_filesystem(_f: &std::fs::File) -> std::io::Result<()> {
     // No syncfs: a global sync does the same, more broadly.
     #[cfg(unix)]
     // SAFETY: sync(2) takes no arguments and cannot fail.
