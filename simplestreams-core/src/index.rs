@@ -134,6 +134,7 @@ impl Serialize for Index {
             "index",
             &self.index,
             self.index_pos,
+            self.index.is_empty(),
         )
     }
 }

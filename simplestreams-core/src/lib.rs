@@ -44,6 +44,7 @@ mod products;
 mod safe_path;
 mod select;
 mod tree;
+mod view;
 
 pub use checksum::{Digests, Expected, StreamVerifier};
 pub use condense::{condense, CondenseTop, DOWNLOAD_STICKY, IMAGE_IDS_STICKY};
@@ -53,14 +54,15 @@ pub use flatten::{flatten, for_each_flat_item, FlatItem, ItemId};
 pub use index::{Index, IndexEntry, INDEX_FORMAT};
 pub use mirrors::{MirrorLocation, Mirrors, MIRRORS_FORMAT};
 pub use openpgp::{
-    clearsign, is_clearsigned, sign_detached, strip_clearsigned, verify_clearsigned, verify_detached,
-    ClearSigned, Keyring, SignerInfo, SigningKey, Verified,
+    clearsign, is_clearsigned, sign_detached, strip_clearsigned, verify_clearsigned,
+    verify_detached, ClearSigned, Keyring, SignerInfo, SigningKey, Verified,
 };
 pub use plan::{plan_versions, sorted_versions, version_cmp, PlanLimits, VersionPlan};
 pub use products::{parse_size, Item, Product, Products, Version, PRODUCTS_FORMAT};
 pub use safe_path::check_safe_path;
 pub use select::{select, Selected};
 pub use tree::{python_float_repr, scalar_string, Map};
+pub use view::{ProductView, ProductsView, VersionView, ViewFields};
 
 /// A parsed simplestreams document of any format.
 #[derive(Debug, Clone, PartialEq)]

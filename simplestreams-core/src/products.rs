@@ -352,6 +352,7 @@ impl Serialize for Products {
             "products",
             &self.products,
             self.products_pos,
+            self.products.is_empty(),
         )
     }
 }
@@ -364,6 +365,7 @@ impl Serialize for Product {
             "versions",
             &self.versions,
             self.versions_pos,
+            self.versions.is_empty(),
         )
     }
 }
@@ -376,6 +378,7 @@ impl Serialize for Version {
             "items",
             &self.items,
             self.items_pos,
+            self.items.is_empty(),
         )
     }
 }
@@ -464,5 +467,23 @@ mod tests {
         let mut p = Products::from_slice(bad.as_bytes(), "a.json").unwrap();
         let err = p.expand_aliases("a.json").unwrap_err().to_string();
         assert_eq!(err, "a.json: products.p.versions.v.items.i.crsn: value \"r9\" is not defined in _aliases.crsn");
+    }
+}
+
+#[cfg(test)]
+mod round_trip_regressions {
+    use super::*;
+
+    // Found by the `document` fuzz target: absent child collections must stay absent.
+    #[test]
+    fn absent_children_stay_absent() {
+        for doc in [
+            r#"{"format":"products:1.0","content_id":"c","products":{"p":{}}}"#,
+            r#"{"format":"products:1.0","content_id":"c","products":{"p":{"versions":{"v":{}}}}}"#,
+            r#"{"format":"products:1.0","content_id":"c"}"#,
+        ] {
+            let p = Products::from_slice(doc.as_bytes(), "d").unwrap();
+            assert_eq!(serde_json::to_string(&p).unwrap(), doc);
+        }
     }
 }

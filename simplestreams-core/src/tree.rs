@@ -19,17 +19,26 @@ pub(crate) fn take_children(fields: &mut Map, key: &str) -> (Option<Value>, Opti
 }
 
 /// Serialises `fields` with `children` (under `key`) re-inserted at `pos` (or at the end).
+/// A child collection that was absent and is still empty stays absent (a lossless round trip).
 pub(crate) fn serialize_with_children<S, C>(
     serializer: S,
     fields: &Map,
     key: &str,
     children: &C,
     pos: Option<usize>,
+    children_empty: bool,
 ) -> Result<S::Ok, S::Error>
 where
     S: Serializer,
     C: serde::Serialize,
 {
+    if pos.is_none() && children_empty {
+        let mut map = serializer.serialize_map(Some(fields.len()))?;
+        for (k, v) in fields {
+            map.serialize_entry(k, v)?;
+        }
+        return map.end();
+    }
     let mut map = serializer.serialize_map(Some(fields.len() + 1))?;
     let pos = pos.unwrap_or(fields.len()).min(fields.len());
     for (i, (k, v)) in fields.iter().enumerate() {
