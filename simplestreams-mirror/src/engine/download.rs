@@ -25,10 +25,12 @@ pub(crate) fn verifying(
     progress: Arc<dyn Progress>,
 ) -> ByteStream {
     let mut verifier = StreamVerifier::new(item.key.to_string(), item.expected.clone());
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(4);
     let hasher = tokio::task::spawn_blocking(move || {
-        while let Some(chunk) = rx.blocking_recv() {
-            verifier.update(&chunk)?;
+        while let Some(batch) = rx.blocking_recv() {
+            for chunk in batch {
+                verifier.update(&chunk)?;
+            }
         }
         verifier.finish()
     });
@@ -41,6 +43,8 @@ pub(crate) fn verifying(
     let state = Verifying {
         body,
         tx: Some(tx),
+        batch: Vec::new(),
+        batched: 0,
         hasher: Some(hasher),
         fail: Box::new(fail),
         progress,
@@ -49,10 +53,16 @@ pub(crate) fn verifying(
         let tx = st.tx.as_ref()?;
         match st.body.next().await {
             Some(Ok(chunk)) => {
-                if tx.send(chunk.clone()).await.is_err() {
-                    // The hasher stopped early: too many bytes. Its verdict says so.
-                    let err = st.verdict().await.err()?;
-                    return Some((Err(err), st));
+                st.batched += chunk.len();
+                st.batch.push(chunk.clone());
+                if st.batched >= HASH_BATCH {
+                    let batch = std::mem::take(&mut st.batch);
+                    st.batched = 0;
+                    if tx.send(batch).await.is_err() {
+                        // The hasher stopped early: too many bytes. Its verdict says so.
+                        let err = st.verdict().await.err()?;
+                        return Some((Err(err), st));
+                    }
                 }
                 st.progress.bytes(chunk.len() as u64);
                 Some((Ok(chunk), st))
@@ -72,9 +82,14 @@ pub(crate) fn verifying(
 
 type Fail = Box<dyn Fn(simplestreams_core::Error) -> Error + Send + Sync>;
 
+/// Bytes handed to the hasher at a time: few thread wake-ups, little memory held.
+const HASH_BATCH: usize = 1 << 20;
+
 struct Verifying {
     body: ByteStream,
-    tx: Option<tokio::sync::mpsc::Sender<Bytes>>,
+    tx: Option<tokio::sync::mpsc::Sender<Vec<Bytes>>>,
+    batch: Vec<Bytes>,
+    batched: usize,
     hasher:
         Option<tokio::task::JoinHandle<simplestreams_core::Result<simplestreams_core::Digests>>>,
     fail: Fail,
@@ -84,7 +99,11 @@ struct Verifying {
 impl Verifying {
     /// Closes the hasher's input and waits for its result; the stream ends after this.
     async fn verdict(&mut self) -> Result<()> {
-        self.tx = None;
+        if let Some(tx) = self.tx.take() {
+            let rest = std::mem::take(&mut self.batch);
+            // A send error means the hasher already has a verdict.
+            let _ = tx.send(rest).await;
+        }
         let Some(hasher) = self.hasher.take() else {
             return Ok(());
         };

@@ -111,7 +111,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 
 /// What the async side of a put sends to the writer.
 enum Chunk {
-    Data(bytes::Bytes),
+    Data(Vec<bytes::Bytes>),
     /// The body ended cleanly: publish. A channel closed without it means abort.
     End,
 }
@@ -132,7 +132,11 @@ fn write_file(
     let mut write_all = || {
         loop {
             match rx.blocking_recv() {
-                Some(Chunk::Data(bytes)) => w.write_all(&bytes).map_err(|e| Error::io(&temp, e))?,
+                Some(Chunk::Data(batch)) => {
+                    for bytes in batch {
+                        w.write_all(&bytes).map_err(|e| Error::io(&temp, e))?;
+                    }
+                }
                 Some(Chunk::End) => break,
                 None => {
                     return Err(Error::Aborted(format!(
@@ -223,18 +227,28 @@ impl Store for LocalStore {
         // The file is written by one blocking task fed through a small channel: the async side
         // (network, hashing) and the disk work overlap, and a small object costs one hop to the
         // blocking pool instead of one per file operation.
-        let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(16);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(4);
         let path_owned = path.to_string();
         let fsync = self.fsync;
         let writer = tokio::task::spawn_blocking(move || {
             write_file(&file, &path_owned, rx, options.durable && fsync)
         });
         let mut failed = None;
+        let (mut batch, mut batched) = (Vec::new(), 0);
         while let Some(chunk) = body.next().await {
             match chunk {
                 Ok(bytes) => {
-                    if tx.send(Chunk::Data(bytes)).await.is_err() {
-                        break; // the writer failed; its error is reported below
+                    batched += bytes.len();
+                    batch.push(bytes);
+                    if batched >= WRITE_BUFFER {
+                        batched = 0;
+                        if tx
+                            .send(Chunk::Data(std::mem::take(&mut batch)))
+                            .await
+                            .is_err()
+                        {
+                            break; // the writer failed; its error is reported below
+                        }
                     }
                 }
                 Err(e) => {
@@ -244,6 +258,7 @@ impl Store for LocalStore {
             }
         }
         if failed.is_none() {
+            let _ = tx.send(Chunk::Data(batch)).await;
             let _ = tx.send(Chunk::End).await;
         }
         drop(tx);
