@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{ArgGroup, Parser};
-use simplestreams_core::{select, Document, FilterSet, Products};
+use simplestreams_core::{select, Document, FilterSet, FlatItem, ProductsView};
 
 use crate::pyfmt;
 use crate::source::{split_mirror_url, MetadataReader, SignaturePolicy, DEFAULT_KEYRING};
@@ -126,6 +126,19 @@ impl<W: Write> Query<W> {
         // Depth-first in file order: children are pushed in reverse.
         while let Some(path) = pending.pop() {
             let (bytes, name) = self.reader.read(&path).await?;
+            // Most products files take the zero-copy path; the rest (an index, `_aliases`,
+            // anything unusual) the full model, which also words any error precisely.
+            if let Some(view) = ProductsView::parse(&bytes) {
+                let mut result = Ok(());
+                let (filters, max) = (self.filters.clone(), self.max);
+                view.select(&filters, max, |_, _, _, flat| {
+                    if result.is_ok() {
+                        result = self.emit(flat);
+                    }
+                });
+                result?;
+                continue;
+            }
             match Document::from_slice(&bytes, &name)? {
                 Document::Index(index) => {
                     let children: Vec<String> = index
@@ -138,7 +151,9 @@ impl<W: Write> Query<W> {
                 }
                 Document::Products(mut products) => {
                     products.expand_aliases(&name)?;
-                    self.emit(&products)?;
+                    for sel in select(&products, &self.filters, self.max) {
+                        self.emit(sel.flat)?;
+                    }
                 }
                 Document::Mirrors(_) => {
                     anyhow::bail!("{name}: a mirrors:1.0 file has no items to query")
@@ -148,9 +163,10 @@ impl<W: Write> Query<W> {
         Ok(())
     }
 
-    fn emit(&mut self, products: &Products) -> anyhow::Result<()> {
-        for sel in select(products, &self.filters, self.max) {
-            let mut pairs: Vec<(&str, Cow<'_, str>)> = sel.flat.into_iter().collect();
+    /// Prints (or, for `--json`, keeps) one selected item.
+    fn emit(&mut self, flat: FlatItem<'_>) -> anyhow::Result<()> {
+        {
+            let mut pairs: Vec<(&str, Cow<'_, str>)> = flat.into_iter().collect();
             if let Some((_, path)) = pairs.iter().find(|(k, _)| *k == "path") {
                 let url = self.reader.item_url(path);
                 pairs.push(("item_url", Cow::Owned(url)));

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use bytes::Bytes;
+use futures::TryStreamExt as _;
 use simplestreams_core::openpgp::{self, Keyring};
-use simplestreams_mirror::{collect, open_source, GetOptions, GetResult, HttpConfig, Source};
+use simplestreams_mirror::{open_source, GetOptions, GetResult, HttpConfig, Source};
 use tracing::{info, warn};
 
 /// The keyring the reference uses when none is given.
@@ -127,16 +127,23 @@ impl MetadataReader {
             SignaturePolicy::RequireSigned(None) => {
                 Ok((openpgp::strip_clearsigned(&bytes, &name)?, name))
             }
-            SignaturePolicy::Unsigned | SignaturePolicy::PreferSigned(_) => {
-                Ok((bytes.to_vec(), name))
-            }
+            SignaturePolicy::Unsigned | SignaturePolicy::PreferSigned(_) => Ok((bytes, name)),
         }
     }
 
     /// Fetches bytes; `None` when the file does not exist (HTTP 404 or no such file).
-    async fn fetch(&self, path: &str) -> anyhow::Result<Option<Bytes>> {
+    async fn fetch(&self, path: &str) -> anyhow::Result<Option<Vec<u8>>> {
         match self.source.get(path, GetOptions::default()).await {
-            Ok(GetResult::Found { body, .. }) => Ok(Some(collect(body).await?)),
+            Ok(GetResult::Found { meta, mut body }) => {
+                // One allocation of the announced size: large products files are not copied
+                // again after arriving in chunks.
+                let capacity = meta.size.and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
+                let mut bytes = Vec::with_capacity(capacity);
+                while let Some(chunk) = body.try_next().await? {
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(Some(bytes))
+            }
             Ok(GetResult::NotModified) => {
                 anyhow::bail!("{}: unexpected 'not modified'", self.source.url(path))
             }
