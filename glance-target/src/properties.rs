@@ -183,37 +183,12 @@ pub fn simplestreams_metadata(fields: &IndexMap<String, String>) -> String {
         if i > 0 {
             out.push_str(", ");
         }
-        python_json_string(&mut out, k);
+        simplestreams_core::write_python_json_string(&mut out, k);
         out.push_str(": ");
-        python_json_string(&mut out, v);
+        simplestreams_core::write_python_json_string(&mut out, v);
     }
     out.push('}');
     out
-}
-
-/// A JSON string as Python's `json.dumps` writes it by default (`ensure_ascii`): non-ASCII as
-/// `\uXXXX` (surrogate pairs above the BMP).
-fn python_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                let mut buf = [0u16; 2];
-                for unit in c.encode_utf16(&mut buf) {
-                    out.push_str(&format!("\\u{unit:04x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]

@@ -41,6 +41,7 @@ mod mirrors;
 pub mod openpgp;
 mod plan;
 mod products;
+mod python;
 mod safe_path;
 mod select;
 mod tree;
@@ -59,6 +60,7 @@ pub use openpgp::{
 };
 pub use plan::{plan_versions, sorted_versions, version_cmp, PlanLimits, VersionPlan};
 pub use products::{parse_size, Item, Product, Products, Version, PRODUCTS_FORMAT};
+pub use python::write_python_json_string;
 pub use safe_path::check_safe_path;
 pub use select::{select, Selected};
 pub use tree::{python_float_repr, scalar_string, Map};

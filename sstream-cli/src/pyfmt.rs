@@ -8,6 +8,8 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use simplestreams_core::write_python_json_string;
+
 /// A flattened item: ordered (key, value) string pairs.
 pub type Pairs<'a> = [(&'a str, Cow<'a, str>)];
 
@@ -232,31 +234,6 @@ fn split_lines_keepends(s: &str) -> Vec<&str> {
     out
 }
 
-/// A JSON string as Python's `json.dumps` writes it (ensure_ascii: everything outside
-/// printable ASCII is `\uXXXX`, with surrogate pairs above U+FFFF).
-fn json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
-            c => {
-                let mut buf = [0u16; 2];
-                for unit in c.encode_utf16(&mut buf) {
-                    let _ = write!(out, "\\u{unit:04x}");
-                }
-            }
-        }
-    }
-    out.push('"');
-}
-
 /// `json.dumps(list_of_dicts, indent=2, sort_keys=True, separators=(',', ': '))`.
 pub fn json_dumps(items: &[Vec<(&str, Cow<'_, str>)>]) -> String {
     if items.is_empty() {
@@ -271,9 +248,9 @@ pub fn json_dumps(items: &[Vec<(&str, Cow<'_, str>)>]) -> String {
             let fields = sorted(item);
             for (j, (k, v)) in fields.iter().enumerate() {
                 out.push_str("    ");
-                json_str(&mut out, k);
+                write_python_json_string(&mut out, k);
                 out.push_str(": ");
-                json_str(&mut out, v);
+                write_python_json_string(&mut out, v);
                 if j + 1 < fields.len() {
                     out.push(',');
                 }

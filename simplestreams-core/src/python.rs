@@ -1,0 +1,37 @@
+//! How the Python reference writes JSON strings, for output that must match it byte for byte
+//! (`sstream-query --json`, Glance's `simplestreams_metadata` property).
+
+use std::fmt::Write as _;
+
+/// Appends `s` as a JSON string the way Python's `json.dumps` writes it by default
+/// (`ensure_ascii=True`): printable ASCII as is, the usual short escapes, everything else as
+/// `\uXXXX` (surrogate pairs above U+FFFF).
+///
+/// ```
+/// let mut out = String::new();
+/// simplestreams_core::write_python_json_string(&mut out, "café \"x\"");
+/// assert_eq!(out, r#""caf\u00e9 \"x\"""#);
+/// ```
+pub fn write_python_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            ' '..='~' => out.push(c),
+            c => {
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    // Writing to a String cannot fail.
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+        }
+    }
+    out.push('"');
+}
