@@ -653,6 +653,21 @@ fn filtered_metadata_lists_only_what_was_mirrored_and_is_resigned() {
         !out.path().join("streams/v1/index.json").exists(),
         "no unsigned index beside the signed one"
     );
+    // A re-run with nothing new rewrites nothing (a new signature would differ by its date).
+    let before = tree(out.path());
+    let again = mirror(&[
+        "--filtered-metadata",
+        "--signing-key",
+        secret.to_str().unwrap(),
+        "--max",
+        "1",
+        &server.url_for("streams/v1/index.json"),
+        out.path().to_str().unwrap(),
+        "arch=amd64",
+    ]);
+    let err = ok(&again);
+    assert!(err.contains("0 products file(s) published"), "{err}");
+    assert_eq!(tree(out.path()), before);
 }
 
 /// A fresh signing key made with GnuPG (the fixtures' example key has expired): (secret, public)

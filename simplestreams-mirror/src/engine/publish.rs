@@ -25,6 +25,23 @@ pub(crate) fn filtered_path(path: &str, signed: bool) -> String {
     }
 }
 
+/// Whether the published copy at `path` already carries this JSON (signed or not): then it is
+/// not rewritten, so that a no-op run writes nothing (a new signature would differ by its date).
+async fn unchanged(target: &dyn Target, path: &str, json: &[u8]) -> Result<bool> {
+    let Some(published) = target.read_published(path).await? else {
+        return Ok(false);
+    };
+    let payload = if openpgp::is_clearsigned(&published) {
+        match openpgp::strip_clearsigned(&published, path) {
+            Ok(p) => p,
+            Err(_) => return Ok(false),
+        }
+    } else {
+        published.to_vec()
+    };
+    Ok(payload.trim_ascii_end() == json.trim_ascii_end())
+}
+
 /// The JSON, clear-signed when a key is given.
 fn maybe_sign(json: Vec<u8>, key: Option<&SigningKey>) -> Result<Bytes> {
     Ok(Bytes::from(match key {
@@ -71,11 +88,13 @@ pub(crate) async fn products(
         MetadataMode::Filtered => {
             let doc = filtered_products(&plan.products, &plan.after);
             let path = filtered_path(&plan.path, key.is_some());
-            let bytes = maybe_sign(doc.to_vec_pretty(), key)?;
-            if target.read_published(&path).await?.as_ref() == Some(&bytes) {
+            let json = doc.to_vec_pretty();
+            if unchanged(target, &path, &json).await? {
                 return Ok(false);
             }
-            target.publish_products(&path, bytes).await?;
+            target
+                .publish_products(&path, maybe_sign(json, key)?)
+                .await?;
         }
     }
     Ok(true)
@@ -118,11 +137,11 @@ pub(crate) async fn index(
             }
             out.index.retain(|cid, _| state.content.contains_key(cid));
             let path = filtered_path(entry, key.is_some());
-            let bytes = maybe_sign(out.to_vec_pretty(), key)?;
-            if target.read_published(&path).await?.as_ref() == Some(&bytes) {
+            let json = out.to_vec_pretty();
+            if unchanged(target, &path, &json).await? {
                 return Ok(false);
             }
-            target.publish_index(&path, bytes).await?;
+            target.publish_index(&path, maybe_sign(json, key)?).await?;
         }
     }
     Ok(true)
