@@ -101,7 +101,7 @@ pub struct PutOptions {
 
 /// Object-level storage, the layer below a [`crate::Target`].
 ///
-/// Contract, checked by [`crate::testkit::store_conformance`]:
+/// Contract, checked by `testkit::store_conformance` (feature `testkit`):
 /// - `put` streams the body to a temporary name and publishes it atomically at `path` only once
 ///   the body ended without error: a reader never sees a partial object, and a body that ends
 ///   with an error leaves the previous object (or its absence) untouched;
