@@ -25,14 +25,21 @@ pub fn check_safe_path(path: &str) -> Result<()> {
     if path.is_empty() {
         return refuse("empty path");
     }
-    if path.chars().any(|c| c == '\0') {
-        return refuse("contains a NUL byte");
-    }
-    if path.chars().any(|c| c.is_control()) {
-        return refuse("contains a control character");
-    }
-    if path.contains('\\') {
-        return refuse("contains a backslash");
+    // One pass over the bytes for the usual case (this runs for every item of large streams);
+    // only a path with such bytes, or non-ASCII ones, gets the per-character checks.
+    if path
+        .bytes()
+        .any(|b| b < 0x20 || b == 0x7f || b == b'\\' || b >= 0x80)
+    {
+        if path.contains('\0') {
+            return refuse("contains a NUL byte");
+        }
+        if path.chars().any(|c| c.is_control()) {
+            return refuse("contains a control character");
+        }
+        if path.contains('\\') {
+            return refuse("contains a backslash");
+        }
     }
     if path.starts_with('/') {
         return refuse("is absolute");

@@ -287,7 +287,11 @@ impl<'de> Visitor<'de> for LevelVisitor {
         f.write_str("an object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut data = LevelData::default();
+        // Items carry 5 to 10 fields: start there rather than growing 1, 2, 4, 8.
+        let mut data = LevelData {
+            fields: Vec::with_capacity(8),
+            ..LevelData::default()
+        };
         let children = match self.0 {
             Level::Top => Some(("products", Level::Product)),
             Level::Product => Some(("versions", Level::Version)),

@@ -16,6 +16,16 @@ pub type Pairs<'a> = [(&'a str, Cow<'a, str>)];
 /// `repr(str)`: single quotes unless the string holds `'` and no `"`; backslash escapes for
 /// the quote, `\\`, `\t`, `\n`, `\r`, and `\xhh`/`\uhhhh`/`\Uhhhhhhhh` for non-printable characters.
 pub fn repr_str(s: &str) -> String {
+    // Fast path: printable ASCII without quotes or backslashes, the usual case.
+    if s.bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'\'' && b != b'\\')
+    {
+        let mut out = String::with_capacity(s.len() + 2);
+        out.push('\'');
+        out.push_str(s);
+        out.push('\'');
+        return out;
+    }
     let quote = if s.contains('\'') && !s.contains('"') {
         '"'
     } else {

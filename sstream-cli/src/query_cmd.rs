@@ -137,6 +137,9 @@ impl<W: Write> Query<W> {
                     }
                 });
                 result?;
+                // Freeing a large view piece by piece costs more than printing it; the process
+                // exits after the query, so its memory is left to the OS.
+                std::mem::forget(view);
                 continue;
             }
             match Document::from_slice(&bytes, &name)? {
