@@ -15,10 +15,10 @@ use simplestreams_core::openpgp::SigningKey;
 use simplestreams_core::{FilterSet, PlanLimits};
 use simplestreams_mirror::{
     open_source, split_entry, FallbackSource, HttpConfig, ItemKey, LocalStore, MetadataMode,
-    Mirror, Progress, Report, RetryConfig, SignaturePolicy, Source, StoreTarget, SyncOptions,
+    Mirror, Progress, Report, RetryConfig, Source, StoreTarget, SyncOptions,
 };
 
-use crate::source::{load_keyrings, DEFAULT_KEYRING};
+use crate::source::engine_signature_policy;
 
 /// Mirror a simplestreams stream (metadata and item files) into a directory.
 #[derive(Debug, Parser)]
@@ -178,22 +178,7 @@ fn sync_options(args: &MirrorArgs) -> anyhow::Result<(SyncOptions, HttpConfig)> 
     }
     let filters = FilterSet::parse(&args.filters)?;
     let (_, entry) = split_entry(&args.source, args.path.as_deref());
-    let signatures = if entry.ends_with(".sjson") && !args.no_verify {
-        let keyrings = if args.keyring.is_empty() {
-            vec![PathBuf::from(DEFAULT_KEYRING)]
-        } else {
-            args.keyring.clone()
-        };
-        SignaturePolicy {
-            verify: true,
-            keyring: Some(Arc::new(load_keyrings(&keyrings)?)),
-        }
-    } else {
-        SignaturePolicy {
-            verify: !args.no_verify,
-            keyring: None,
-        }
-    };
+    let signatures = engine_signature_policy(&entry, !args.no_verify, &args.keyring)?;
     let signing_key = match &args.signing_key {
         Some(path) => {
             let bytes =

@@ -17,10 +17,10 @@ use glance_target::{GlanceClient, GlanceEvent, GlanceTarget, GlanceTargetOptions
 use simplestreams_core::{FilterSet, PlanLimits};
 use simplestreams_mirror::{
     open_source, split_entry, FallbackSource, HttpConfig, ItemKey, MetadataMode, Mirror, Progress,
-    SignaturePolicy, Source, SyncOptions,
+    Source, SyncOptions,
 };
 
-use crate::source::{load_keyrings, DEFAULT_KEYRING};
+use crate::source::engine_signature_policy;
 
 /// The item filters used when none are given (the reference's).
 pub const DEFAULT_FILTERS: [&str; 2] = ["ftype~(disk1.img|disk.img)", "arch~(x86_64|amd64|i386)"];
@@ -180,22 +180,7 @@ fn validate(args: &MirrorGlanceArgs) -> anyhow::Result<Plan> {
         .map(|p| parse_custom_property(p).map_err(|e| anyhow::anyhow!("--custom-property {e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let (_, entry) = split_entry(&args.source, args.path.as_deref());
-    let signatures = if entry.ends_with(".sjson") && !args.no_verify {
-        let keyrings = if args.keyring.is_empty() {
-            vec![PathBuf::from(DEFAULT_KEYRING)]
-        } else {
-            args.keyring.clone()
-        };
-        SignaturePolicy {
-            verify: true,
-            keyring: Some(Arc::new(load_keyrings(&keyrings)?)),
-        }
-    } else {
-        SignaturePolicy {
-            verify: !args.no_verify,
-            keyring: None,
-        }
-    };
+    let signatures = engine_signature_policy(&entry, !args.no_verify, &args.keyring)?;
     let modify_hook = match &args.modify_hook {
         Some(cmd) => {
             let words: Vec<String> = cmd.split_whitespace().map(str::to_string).collect();

@@ -53,6 +53,27 @@ impl SignaturePolicy {
     }
 }
 
+/// The sync engine's signature policy for an entry path, as the reference decides it: a `.sjson`
+/// entry is verified (against `--keyring`, else the default keyring) unless `--no-verify`.
+pub fn engine_signature_policy(
+    entry: &str,
+    verify: bool,
+    keyrings: &[PathBuf],
+) -> anyhow::Result<simplestreams_mirror::SignaturePolicy> {
+    let keyring = if entry.ends_with(".sjson") && verify {
+        let default = [PathBuf::from(DEFAULT_KEYRING)];
+        let paths = if keyrings.is_empty() {
+            &default[..]
+        } else {
+            keyrings
+        };
+        Some(Arc::new(load_keyrings(paths)?))
+    } else {
+        None
+    };
+    Ok(simplestreams_mirror::SignaturePolicy { verify, keyring })
+}
+
 /// Reads and merges keyring files (binary or armored).
 pub fn load_keyrings(paths: &[PathBuf]) -> anyhow::Result<Keyring> {
     let mut merged: Option<Keyring> = None;
