@@ -67,7 +67,7 @@ pub struct MirrorGlanceArgs {
     /// Sync from this index or products file in the mirror.
     #[arg(long, value_name = "PATH")]
     pub path: Option<String>,
-    /// Write the image-ids stream to DIR/<region>/.
+    /// Write the image-ids stream to DIR/REGION/.
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
     /// Write the image-ids stream to Swift under PREFIX (not supported yet).
