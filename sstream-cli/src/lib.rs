@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 pub mod common;
+pub mod images_cmd;
 pub mod mirror_cmd;
 pub mod mirror_glance_cmd;
 pub mod pyfmt;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use sstream_cli::common::{init_logging, main_with};
-use sstream_cli::sign_cmd;
+use sstream_cli::{images_cmd, sign_cmd};
 
 /// Tools for simplestreams publishers.
 #[derive(Debug, Parser)]
@@ -29,6 +29,8 @@ enum Command {
     Sign(sign_cmd::SignArgs),
     /// Check the signatures of .sjson files, or of X.json files against X.json.gpg.
     Verify(sign_cmd::VerifyArgs),
+    /// List our project's images in Glance with the properties sstream-mirror-glance sets.
+    GlanceImages(images_cmd::GlanceImagesArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Sign(args) => sign_cmd::run_sign(args),
             Command::Verify(args) => sign_cmd::run_verify(args),
+            Command::GlanceImages(args) => images_cmd::run(args),
         }
     })
 }
