@@ -87,28 +87,9 @@ fn write_stream(dir: &Path, versions: &[&str], size: usize) -> PathBuf {
     dir.to_path_buf()
 }
 
-/// Every regular file below `dir` (relative path → bytes), the engine's state directory aside.
+/// Every file of a mirror (relative path → bytes), the tools' private state aside.
 fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-            if rel.starts_with(".sstream-mirror") {
-                continue;
-            }
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
+    simplestreams_testutil::dir_tree(dir, &[".sstream-mirror"])
 }
 
 /// Checks a mirror is consumable: every item its published products files name under the

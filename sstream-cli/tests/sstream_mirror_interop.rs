@@ -22,28 +22,9 @@ fn run(program: &Path, args: &[&str]) {
     );
 }
 
-/// Files of a mirror (relative path → bytes), each tool's private state aside.
+/// Every file of a mirror (relative path → bytes), the tools' private state aside.
 fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-            if rel.starts_with(".data") || rel.starts_with(".sstream-mirror") {
-                continue;
-            }
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
+    simplestreams_testutil::dir_tree(dir, &[".data", ".sstream-mirror"])
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -60,3 +60,36 @@ pub fn reference_bin_dir() -> PathBuf {
 pub fn reference_bin(name: &str) -> PathBuf {
     reference_bin_dir().join(name)
 }
+
+/// Every regular file below `dir`, as relative path → bytes, leaving out paths that start with
+/// any of `skip` (tools' private state directories). Tests compare mirrors with it.
+///
+/// # Panics
+/// When a file cannot be read.
+pub fn dir_tree(dir: &Path, skip: &[&str]) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.expect("read a directory entry").path();
+            let rel = path
+                .strip_prefix(dir)
+                .expect("entry below its directory")
+                .to_string_lossy()
+                .into_owned();
+            if skip.iter().any(|s| rel.starts_with(s)) {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("read {rel}: {e}"));
+                out.insert(rel, bytes);
+            }
+        }
+    }
+    out
+}
