@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use simplestreams_core::Expected;
+use simplestreams_core::{ChecksumKind, Expected};
 use simplestreams_mirror::{
     ByteStream, ContentState, Error as MirrorError, HeldItem, ItemKey, LocalStore, NewItem, State,
     Store, StoreLock, Target,
@@ -377,6 +377,18 @@ impl Target for GlanceTarget {
         }
         self.emit(GlanceEvent::Created { id: image.id, name });
         Ok(())
+    }
+
+    /// The md5: Glance computes it as it stores the bytes, and `upload_checked` compares its
+    /// `checksum` with the stream's, deleting the image on a mismatch. Not after a modify hook
+    /// (Glance gets other bytes, checked against their own md5) nor with an import conversion
+    /// (Glance's checksum is of the converted image): the engine then checks every kind.
+    fn self_verified(&self, _item: &NewItem) -> Vec<ChecksumKind> {
+        if self.options.modify_hook.is_none() && !self.options.settings.import_conversion {
+            vec![ChecksumKind::Md5]
+        } else {
+            Vec::new()
+        }
     }
 
     async fn remove_item(&self, _key: &ItemKey, held: &HeldItem) -> Result<(), MirrorError> {

@@ -34,6 +34,12 @@ pub fn image_bytes(arch: &str, version: &str, ftype: &str) -> Vec<u8> {
 /// `org.example:1.0:ARCH` with `os`, `version`, `arch`; versions carry a `pubname`.
 /// `tamper` names a version whose items get a wrong sha256.
 pub fn write_stream(dir: &Path, specs: &[Spec<'_>], tamper: Option<&str>) {
+    write_stream_tampered(dir, specs, tamper.map(|v| (v, "sha256")));
+}
+
+/// [`write_stream`], with `tamper = (version, checksum field)`: that version's items get a wrong
+/// checksum of that kind (`md5`, `sha256` or `sha512`), the others right.
+pub fn write_stream_tampered(dir: &Path, specs: &[Spec<'_>], tamper: Option<(&str, &str)>) {
     let mut doc = Products::new(SOURCE_CID, "image-downloads");
     for s in specs {
         let pname = format!("org.example:1.0:{}", s.arch);
@@ -61,20 +67,20 @@ pub fn write_stream(dir: &Path, specs: &[Spec<'_>], tamper: Option<&str>) {
         let file = dir.join(&path);
         std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
         std::fs::write(&file, &bytes).expect("write item");
-        let mut sha256 = hex::encode(Sha256::digest(&bytes));
-        if tamper == Some(s.version) {
-            sha256 = "0".repeat(64);
-        }
         let mut item = Item::default();
         for (k, v) in [
             ("ftype", json!(s.ftype)),
             ("path", json!(path)),
             ("size", json!(bytes.len())),
             ("md5", json!(hex::encode(Md5::digest(&bytes)))),
-            ("sha256", json!(sha256)),
+            ("sha256", json!(hex::encode(Sha256::digest(&bytes)))),
             ("sha512", json!(hex::encode(Sha512::digest(&bytes)))),
         ] {
             item.fields.insert(k.into(), v);
+        }
+        if let Some((_, field)) = tamper.filter(|(v, _)| *v == s.version) {
+            let len = item.get_str(field).map_or(64, str::len);
+            item.fields.insert(field.into(), json!("0".repeat(len)));
         }
         version.items.insert(s.ftype.to_string(), item);
     }

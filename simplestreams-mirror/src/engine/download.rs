@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
-use simplestreams_core::StreamVerifier;
+use simplestreams_core::{ChecksumKind, Expected, StreamVerifier};
 
 use super::Progress;
 use crate::error::{Error, Result};
@@ -13,7 +13,7 @@ use crate::store::{ByteStream, GetOptions, GetResult};
 use crate::target::{NewItem, Target};
 
 /// Wraps `body` so that every byte goes through the verifier; the stream ends with an error if
-/// the size or any checksum fails, so that the target never publishes it.
+/// the size or any checksum of `expected` fails, so that the target never publishes it.
 ///
 /// Hashing runs on a blocking thread fed through a channel (chunks are reference-counted, not
 /// copied), so that receiving, hashing and writing overlap: one core hashes while another
@@ -21,10 +21,11 @@ use crate::target::{NewItem, Target};
 pub(crate) fn verifying(
     body: ByteStream,
     item: &NewItem,
+    expected: Expected,
     url: String,
     progress: Arc<dyn Progress>,
 ) -> ByteStream {
-    let mut verifier = StreamVerifier::new(item.key.to_string(), item.expected.clone());
+    let mut verifier = StreamVerifier::new(item.key.to_string(), expected);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(4);
     let hasher = tokio::task::spawn_blocking(move || {
         while let Some(batch) = rx.blocking_recv() {
@@ -166,7 +167,191 @@ pub(crate) async fn fetch_item(
             )))
         }
     };
-    let body = verifying(body, item, url.clone(), progress);
+    let body = verifying(
+        body,
+        item,
+        streamed_checks(target, item),
+        url.clone(),
+        progress,
+    );
     target.insert_item(item, body).await.map_err(wrap)?;
     Ok(Fetch::Downloaded(item.expected.size.unwrap_or(0)))
+}
+
+/// What the engine verifies as the bytes stream: the item's size and checksums, less the kinds
+/// the target checks itself after storing them (see [`Target::self_verified`]).
+fn streamed_checks(target: &dyn Target, item: &NewItem) -> Expected {
+    let mut expected = item.expected.clone();
+    for kind in target.self_verified(item) {
+        match kind {
+            ChecksumKind::Md5 => expected.md5 = None,
+            ChecksumKind::Sha256 => expected.sha256 = None,
+            ChecksumKind::Sha512 => expected.sha512 = None,
+        }
+    }
+    expected
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::engine::NoProgress;
+    use crate::source::StoreSource;
+    use crate::store::{InMemory, LocalStore, StoreExt, StoreLock};
+    use crate::target::{HeldItem, ItemKey, State, StoreTarget};
+
+    /// A directory target that claims to check `kinds` itself, and does not: what it stores
+    /// shows what the engine let through.
+    #[derive(Debug)]
+    struct Claiming {
+        inner: StoreTarget,
+        kinds: Vec<ChecksumKind>,
+    }
+
+    impl std::fmt::Display for Claiming {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "claiming {}", self.inner)
+        }
+    }
+
+    #[async_trait]
+    impl Target for Claiming {
+        async fn lock(&self) -> Result<StoreLock> {
+            self.inner.lock().await
+        }
+        async fn load_state(&self) -> Result<State> {
+            self.inner.load_state().await
+        }
+        async fn save_state(&self, state: &State) -> Result<()> {
+            self.inner.save_state(state).await
+        }
+        async fn has_content(&self, item: &NewItem) -> Result<bool> {
+            self.inner.has_content(item).await
+        }
+        async fn insert_item(&self, item: &NewItem, body: ByteStream) -> Result<()> {
+            self.inner.insert_item(item, body).await
+        }
+        fn self_verified(&self, _item: &NewItem) -> Vec<ChecksumKind> {
+            self.kinds.clone()
+        }
+        async fn remove_item(&self, key: &ItemKey, held: &HeldItem) -> Result<()> {
+            self.inner.remove_item(key, held).await
+        }
+        async fn read_published(&self, path: &str) -> Result<Option<Bytes>> {
+            self.inner.read_published(path).await
+        }
+        async fn publish_products(&self, path: &str, bytes: Bytes) -> Result<()> {
+            self.inner.publish_products(path, bytes).await
+        }
+        async fn publish_index(&self, path: &str, bytes: Bytes) -> Result<()> {
+            self.inner.publish_index(path, bytes).await
+        }
+    }
+
+    const DATA: &[u8] = b"the bytes of one image, served as they are";
+
+    fn item(expected: Expected) -> NewItem {
+        NewItem {
+            key: ItemKey {
+                content_id: "c".into(),
+                product: "p".into(),
+                version: "1".into(),
+                item: "disk1.img".into(),
+            },
+            path: Some("images/disk1.img".into()),
+            expected,
+            fields: Default::default(),
+        }
+    }
+
+    fn good() -> Expected {
+        let mut v = StreamVerifier::new("", Expected::default())
+            .also_compute(ChecksumKind::Md5)
+            .also_compute(ChecksumKind::Sha256);
+        v.update(DATA).expect("no expectation to fail");
+        let d = v.finish().expect("digests");
+        Expected {
+            size: Some(d.size),
+            md5: d.md5,
+            sha256: d.sha256,
+            sha512: None,
+        }
+    }
+
+    /// Fetches `served` as the item described by `expected` into a directory target that
+    /// claims `kinds`; returns the outcome and whether the item's file is there.
+    async fn fetch(
+        served: &[u8],
+        expected: Expected,
+        kinds: &[ChecksumKind],
+    ) -> (Result<Fetch>, bool) {
+        let upstream = InMemory::new();
+        upstream
+            .put_bytes("images/disk1.img", Bytes::copy_from_slice(served))
+            .await
+            .expect("put");
+        let source = StoreSource::new(Arc::new(upstream));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = Claiming {
+            inner: StoreTarget::new(Arc::new(LocalStore::new(dir.path()))),
+            kinds: kinds.to_vec(),
+        };
+        let r = fetch_item(&source, &target, &item(expected), Arc::new(NoProgress)).await;
+        (r, dir.path().join("images/disk1.img").is_file())
+    }
+
+    fn failed_kind(r: &Result<Fetch>) -> Option<ChecksumKind> {
+        match r {
+            Err(Error::Verify { source, .. }) => match **source {
+                simplestreams_core::Error::Checksum { kind, .. } => Some(kind),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_directory_target_gets_every_checksum_verified() {
+        let (r, present) = fetch(DATA, good(), &[]).await;
+        assert_eq!(r.ok(), Some(Fetch::Downloaded(DATA.len() as u64)));
+        assert!(present);
+        let bad_md5 = Expected {
+            md5: Some("0".repeat(32)),
+            ..good()
+        };
+        let (r, present) = fetch(DATA, bad_md5, &[]).await;
+        assert_eq!(failed_kind(&r), Some(ChecksumKind::Md5), "{r:?}");
+        assert!(!present, "a bad md5 leaves no file");
+    }
+
+    #[tokio::test]
+    async fn kinds_a_target_checks_itself_are_left_to_it_and_the_rest_still_verified() {
+        let bad_md5 = Expected {
+            md5: Some("0".repeat(32)),
+            ..good()
+        };
+        let (r, present) = fetch(DATA, bad_md5, &[ChecksumKind::Md5]).await;
+        assert!(r.is_ok(), "md5 is the target's to check: {r:?}");
+        assert!(present);
+
+        let bad_sha256 = Expected {
+            sha256: Some("0".repeat(64)),
+            ..good()
+        };
+        let (r, present) = fetch(DATA, bad_sha256, &[ChecksumKind::Md5]).await;
+        assert_eq!(failed_kind(&r), Some(ChecksumKind::Sha256), "{r:?}");
+        assert!(!present);
+
+        let longer = [DATA, b"!"].concat();
+        let (r, present) = fetch(&longer, good(), &[ChecksumKind::Md5]).await;
+        assert!(
+            matches!(&r, Err(Error::Verify { source, .. })
+                if matches!(**source, simplestreams_core::Error::Size { .. })),
+            "{r:?}"
+        );
+        assert!(!present, "the size is always the engine's");
+    }
 }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
-use simplestreams_core::Expected;
+use simplestreams_core::{ChecksumKind, Expected};
 
 use crate::error::Result;
 use crate::store::{ByteStream, StoreLock, Validators};
@@ -191,6 +191,17 @@ pub trait Target: Send + Sync + Debug + Display + 'static {
 
     /// Inserts an item from a stream that fails at its end if the bytes do not verify.
     async fn insert_item(&self, item: &NewItem, body: ByteStream) -> Result<()>;
+
+    /// Checksum kinds of `item` that this target checks itself against the metadata once it has
+    /// stored the bytes, so that the engine need not compute them while streaming (Glance
+    /// computes the md5 of what it stores; hashing it twice on the same machine costs an upload
+    /// a core's worth of time). The size and every other kind given are still verified in the
+    /// stream. A target naming a kind must fail `insert_item`, leaving nothing visible, when
+    /// that checksum differs. The default, none, has the engine verify everything: what a
+    /// directory or object store needs, since it keeps no digest of its own.
+    fn self_verified(&self, _item: &NewItem) -> Vec<ChecksumKind> {
+        Vec::new()
+    }
 
     /// Removes an item's content (the engine calls it only when nothing kept refers to it).
     async fn remove_item(&self, key: &ItemKey, held: &HeldItem) -> Result<()>;
