@@ -1,12 +1,13 @@
 //! Filters (one a line) and a products document (after a NUL byte): flattening, selecting,
-//! alias expansion and the sync plan never panic, and `flatten` agrees with
-//! `for_each_flat_item`.
+//! alias expansion and the sync plan never panic, `flatten` agrees with `for_each_flat_item`,
+//! and the query's fast path (`ProductsView`) never accepts what the model refuses and selects
+//! exactly what the model selects.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use simplestreams_core::{
     flatten, for_each_flat_item, plan_versions, select, sorted_versions, FilterSet, PlanLimits,
-    Products,
+    Products, ProductsView,
 };
 
 fn exercise(products: &Products, filters: &FilterSet, max: Option<usize>) {
@@ -48,13 +49,24 @@ fuzz_target!(|data: &[u8]| {
     let Ok(filters) = FilterSet::parse(&expressions) else {
         return;
     };
+    let view = ProductsView::parse(body);
     let Ok(mut products) = Products::from_slice(body, "fuzz.json") else {
+        assert!(view.is_none(), "the view accepted a document the model refuses");
         return;
     };
     let max = match head.len() % 4 {
         0 => None,
         n => Some(n),
     };
+    if let Some(view) = view {
+        let expected: Vec<String> = select(&products, &filters, max)
+            .iter()
+            .map(|s| format!("{:?}", s.flat))
+            .collect();
+        let mut got = Vec::new();
+        view.select(&filters, max, |_, _, _, flat| got.push(format!("{flat:?}")));
+        assert_eq!(got, expected, "the view and the model select differently");
+    }
     exercise(&products, &filters, max);
     if products.expand_aliases("fuzz.json").is_ok() {
         exercise(&products, &filters, max);

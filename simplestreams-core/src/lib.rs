@@ -64,7 +64,7 @@ pub use python::write_python_json_string;
 pub use safe_path::check_safe_path;
 pub use select::{select, Selected};
 pub use tree::{python_float_repr, scalar_string, Map};
-pub use view::{ProductView, ProductsView, VersionView, ViewFields};
+pub use view::ProductsView;
 
 /// A parsed simplestreams document of any format.
 #[derive(Debug, Clone, PartialEq)]

@@ -25,12 +25,21 @@ pub fn check_safe_path(path: &str) -> Result<()> {
     if path.is_empty() {
         return refuse("empty path");
     }
-    // One pass over the bytes for the usual case (this runs for every item of large streams);
-    // only a path with such bytes, or non-ASCII ones, gets the per-character checks.
-    if path
-        .bytes()
-        .any(|b| b < 0x20 || b == 0x7f || b == b'\\' || b >= 0x80)
-    {
+    // One pass over the bytes (this runs for every item of large streams): it notes bytes that
+    // need the per-character checks below, and the first bad component.
+    let bytes = path.as_bytes();
+    let mut unusual = false;
+    let mut bad_component = None;
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        unusual |= b < 0x20 || b == 0x7f || b == b'\\' || b >= 0x80;
+        if b == b'/' {
+            bad_component = bad_component.or_else(|| component_problem(&bytes[start..i]));
+            start = i + 1;
+        }
+    }
+    bad_component = bad_component.or_else(|| component_problem(&bytes[start..]));
+    if unusual {
         if path.contains('\0') {
             return refuse("contains a NUL byte");
         }
@@ -44,19 +53,23 @@ pub fn check_safe_path(path: &str) -> Result<()> {
     if path.starts_with('/') {
         return refuse("is absolute");
     }
-    let bytes = path.as_bytes();
     if bytes.len() >= 2 && bytes[1] == b':' && bytes[0].is_ascii_alphabetic() {
         return refuse("is absolute (drive letter)");
     }
-    for component in path.split('/') {
-        match component {
-            ".." => return refuse("contains a '..' component"),
-            "." => return refuse("contains a '.' component"),
-            "" => return refuse("contains an empty component"),
-            _ => {}
-        }
+    if let Some(reason) = bad_component {
+        return refuse(reason);
     }
     Ok(())
+}
+
+/// Why a path component is refused, if it is.
+fn component_problem(component: &[u8]) -> Option<&'static str> {
+    match component {
+        b".." => Some("contains a '..' component"),
+        b"." => Some("contains a '.' component"),
+        b"" => Some("contains an empty component"),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

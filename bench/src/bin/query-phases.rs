@@ -1,6 +1,6 @@
 //! `query-phases FILE [FILTERS...]`: where a query's time goes, phase by phase, on one products
 //! file (unsigned JSON): reading, a bare JSON scan (the floor for any parser), the generic
-//! `serde_json::Value` tree, `Document::from_slice`, `select`, flattening every item, and
+//! `serde_json::Value` tree, the query's `ProductsView`, `Document::from_slice`, `select`, flattening every item, and
 //! dropping the document. A profiling aid for docs/benchmarks.md, not a test.
 
 use std::process::ExitCode;
@@ -43,6 +43,18 @@ fn main() -> ExitCode {
     let _ = timed("scan only (serde IgnoredAny)", || {
         serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok()
     });
+    if let Some(view) = timed("ProductsView::parse (query path)", || {
+        simplestreams_core::ProductsView::parse(&bytes)
+    }) {
+        let mut chosen = 0usize;
+        timed("ProductsView select", || {
+            view.select(&filters, None, |_, _, _, _| chosen += 1)
+        });
+        println!("{:<36} {:>9}", "view items selected", chosen);
+        timed("drop the view", || drop(view));
+    } else {
+        println!("ProductsView::parse: this file needs the full model");
+    }
     let value = timed("serde_json::Value tree", || {
         serde_json::from_slice::<serde_json::Value>(&bytes)
     });

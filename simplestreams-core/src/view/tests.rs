@@ -1,0 +1,122 @@
+//! The view must select exactly what the model selects, and hand unusual documents to it.
+
+use super::*;
+use crate::{select, Products};
+
+fn both(doc: &str, filters: &[&str], max: Option<usize>) -> (Vec<String>, Vec<String>) {
+    let filters = FilterSet::parse(filters).unwrap();
+    let model = Products::from_slice(doc.as_bytes(), "d").unwrap();
+    let from_model: Vec<String> = select(&model, &filters, max)
+        .iter()
+        .map(|s| format!("{:?}", s.flat))
+        .collect();
+    let view = ProductsView::parse(doc.as_bytes()).expect("view");
+    let mut from_view = Vec::new();
+    view.select(&filters, max, |_, _, _, flat| {
+        from_view.push(format!("{flat:?}"))
+    });
+    (from_model, from_view)
+}
+
+const DOC: &str = r#"{"format":"products:1.0","content_id":"c","ftype":"top","n":1.5,"list":[1,{"a":2}],
+      "products":{
+        "p1":{"arch":"amd64","versions":{
+          "1":{"items":{"a":{"ftype":"x","size":10,"path":"f/a"}}},
+          "3":{"label":"beta","items":{"a":{"ftype":"y","size":"11","ok":true}}},
+          "2":{"items":{"a":{"ftype":"x"},"b":{"ftype":"x","item_name":"shadow","product_name":"mine"}}}}},
+        "p0":{"versions":{"9":{"items":{"a":{"ftype":"x","esc":"t\u00e9\"x"}}}}}}}"#;
+
+#[test]
+fn view_selects_exactly_like_the_model() {
+    for (filters, max) in [
+        (&[][..], None),
+        (&["ftype=x"][..], Some(1)),
+        (&["ftype!=x"][..], None),
+        (&["product_name~p", "version_name~^[12]$"][..], Some(5)),
+        (&["item_name=b"][..], None),
+        (&["n=1.5", "ok=True"][..], None),
+        (&["arch="][..], None),
+    ] {
+        let (model, view) = both(DOC, filters, max);
+        assert_eq!(model, view, "{filters:?} {max:?}");
+    }
+}
+
+#[test]
+fn unusual_documents_ask_for_the_model() {
+    let cases = [
+        DOC.replace(
+            "\"content_id\":\"c\",",
+            "\"_aliases\":{},\"content_id\":\"c\",",
+        ),
+        DOC.replace("\"size\":10", "\"size\":[10]"),
+        DOC.replace("\"size\":10", "\"size\":\"ten\""),
+        DOC.replace("\"path\":\"f/a\"", "\"path\":\"../a\""),
+        DOC.replace("\"path\":\"f/a\"", "\"path\":5"),
+        DOC.replace("products:1.0", "index:1.0"),
+        DOC.replace("\"products\":{", "\"products\":["),
+        DOC.to_string() + "x",
+        // Types the model refuses.
+        DOC.replace("\"path\":\"f/a\"", "\"path\":true"),
+        DOC.replace("\"size\":10", "\"size\":null"),
+        DOC.replace("\"size\":10", "\"size\":-1"),
+        DOC.replace("\"size\":10", "\"size\":1.5"),
+        DOC.replace("\"content_id\":\"c\"", "\"content_id\":7"),
+        DOC.replace("\"format\":\"products:1.0\",", ""),
+        // Names and keys given twice: the model keeps the last one.
+        DOC.replace("\"p0\":{", "\"p1\":{"),
+        DOC.replace("\"b\":{\"ftype\"", "\"a\":{\"ftype\""),
+        DOC.replace("\"label\":\"beta\",", "\"items\":{},\"label\":\"beta\","),
+        DOC.replace("\"arch\":\"amd64\",", "\"arch\":\"amd64\",\"arch\":null,"),
+    ];
+    for doc in &cases {
+        assert_ne!(doc, DOC, "each case changes the document");
+        assert!(ProductsView::parse(doc.as_bytes()).is_none(), "{doc}");
+    }
+    let mut latin1 = DOC.as_bytes().to_vec();
+    let at = DOC.find("beta").expect("the document has a label");
+    latin1[at] = 0xe9;
+    assert!(ProductsView::parse(&latin1).is_none(), "not UTF-8");
+    assert!(ProductsView::parse(DOC.as_bytes()).is_some());
+}
+
+#[test]
+fn escaped_names_and_values_are_unescaped() {
+    let doc = r#"{"format":"products:1.0","content_id":"c\u0041","products":{"p\"q":{
+        "versions":{"v\/1":{"items":{"i\n":{"ftype":"a\tb","size":5}}}}}}}"#;
+    let (model, view) = both(doc, &["content_id=cA", "ftype=a\tb"], None);
+    assert_eq!(model.len(), 1);
+    assert_eq!(model, view);
+    let view = ProductsView::parse(doc.as_bytes()).expect("view");
+    let mut names = Vec::new();
+    view.select(&FilterSet::default(), None, |p, v, i, _| {
+        names.push((p.to_string(), v.to_string(), i.to_string()))
+    });
+    assert_eq!(names, [("p\"q".into(), "v/1".into(), "i\n".into())]);
+}
+
+#[test]
+fn keys_resolve_at_the_nearest_level() {
+    // An item field named like a level's name overrides it, as flattening does; a product's
+    // own `product_name` does not.
+    let doc = r#"{"format":"products:1.0","content_id":"c","release":"top","products":{
+        "p":{"product_name":"own","release":"prod","versions":{
+          "1":{"version_name":"v-own","items":{"a":{"release":"item"},"b":{"version_name":"x"}}},
+          "2":{"release":"ver","items":{"a":{}}}}}}}"#;
+    for filters in [
+        &["release=item"][..],
+        &["release=ver"][..],
+        &["release=prod"][..],
+        &["release=top"][..],
+        &["product_name=p"][..],
+        &["product_name=own"][..],
+        &["version_name=x"][..],
+        &["version_name=1"][..],
+        &["version_name=v-own"][..],
+    ] {
+        let (model, view) = both(doc, filters, None);
+        assert_eq!(model, view, "{filters:?}");
+    }
+    let (model, _) = both(doc, &["release=prod"], None);
+    assert_eq!(model.len(), 1, "only item b of version 1 inherits the product's release");
+}
