@@ -21,7 +21,11 @@ fn exercise(products: &Products, filters: &FilterSet, max: Option<usize>) {
     for_each_flat_item(products, |id, _item, flat| {
         seen += 1;
         let direct = flatten(products, id, true);
-        assert_eq!(direct.as_ref(), Some(&flat), "flatten and for_each_flat_item disagree on {id:?}");
+        assert_eq!(
+            direct.as_ref(),
+            Some(&flat),
+            "flatten and for_each_flat_item disagree on {id:?}"
+        );
         let _ = filters.matches(&flat);
     });
     assert!(seen <= products.item_count());
@@ -51,7 +55,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let view = ProductsView::parse(body);
     let Ok(mut products) = Products::from_slice(body, "fuzz.json") else {
-        assert!(view.is_none(), "the view accepted a document the model refuses");
+        assert!(
+            view.is_none(),
+            "the view accepted a document the model refuses"
+        );
         return;
     };
     let max = match head.len() % 4 {

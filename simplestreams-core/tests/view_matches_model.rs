@@ -28,7 +28,10 @@ fn view_selects_like_the_model_on_every_fixture() {
     let filter_sets: [&[&str]; 6] = [
         &[],
         &["arch=amd64"],
-        &["ftype~(disk1.img|disk.img|root.tar.xz)", "arch~(amd64|x86_64)"],
+        &[
+            "ftype~(disk1.img|disk.img|root.tar.xz)",
+            "arch~(amd64|x86_64)",
+        ],
         &["release~(xenial|trusty)", "version_name~^2016"],
         &["item_name!=manifest", "content_id~cloud"],
         &["product_name~server", "label=release"],

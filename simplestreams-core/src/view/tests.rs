@@ -118,5 +118,9 @@ fn keys_resolve_at_the_nearest_level() {
         assert_eq!(model, view, "{filters:?}");
     }
     let (model, _) = both(doc, &["release=prod"], None);
-    assert_eq!(model.len(), 1, "only item b of version 1 inherits the product's release");
+    assert_eq!(
+        model.len(),
+        1,
+        "only item b of version 1 inherits the product's release"
+    );
 }
