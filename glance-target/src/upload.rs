@@ -59,8 +59,8 @@ impl GlanceTarget {
     ) -> Result<Image, MirrorError> {
         // Glance's md5 is checked against the stream's; when the stream gives none, against
         // our own md5 of the bytes sent.
-        let tracker = Arc::new(Mutex::new(Tracker::new(expected.md5.is_none())));
-        let body = tracked(body, tracker.clone());
+        let tracker = Arc::new(Mutex::new(Tracker::default()));
+        let body = tracked(body, expected.md5.is_none(), tracker.clone());
         let id = &image.id;
         let sent = self.send_data(id, body, expected.size).await;
         let failed = tracker.lock().ok().and_then(|mut t| t.failed.take());
@@ -178,24 +178,66 @@ fn check_stored(
     }
 }
 
-/// Watches an upload stream: whether it ended cleanly, and the digests of what went through.
+/// What an upload stream reports once it is over: whether it ended cleanly, and the size (and
+/// md5, when asked for) of what went through.
+#[derive(Debug, Default)]
 struct Tracker {
-    verifier: Option<StreamVerifier>,
     finished: Option<Digests>,
     /// The error the body ended with (the HTTP client reports only that the request failed).
     failed: Option<String>,
 }
 
-impl Tracker {
-    fn new(md5: bool) -> Tracker {
-        let mut v = StreamVerifier::new("", Expected::default());
-        if md5 {
-            v = v.also_compute(ChecksumKind::Md5);
+/// Bytes handed to the md5 thread at a time: few wake-ups, little memory held.
+const HASH_BATCH: usize = 1 << 20;
+
+/// Our own md5 of the bytes sent, computed on a blocking thread fed through a channel (the
+/// chunks are reference-counted, not copied), so that hashing overlaps with sending instead of
+/// delaying each chunk on the thread that feeds the HTTP body.
+struct Md5Thread {
+    tx: tokio::sync::mpsc::Sender<Vec<Bytes>>,
+    batch: Vec<Bytes>,
+    batched: usize,
+    task: tokio::task::JoinHandle<simplestreams_core::Result<Digests>>,
+}
+
+impl Md5Thread {
+    fn start() -> Md5Thread {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(4);
+        let task = tokio::task::spawn_blocking(move || {
+            let mut v =
+                StreamVerifier::new("", Expected::default()).also_compute(ChecksumKind::Md5);
+            while let Some(batch) = rx.blocking_recv() {
+                for chunk in batch {
+                    v.update(&chunk)?;
+                }
+            }
+            v.finish()
+        });
+        Md5Thread {
+            tx,
+            batch: Vec::new(),
+            batched: 0,
+            task,
         }
-        Tracker {
-            verifier: Some(v),
-            finished: None,
-            failed: None,
+    }
+
+    async fn push(&mut self, chunk: Bytes) {
+        self.batched += chunk.len();
+        self.batch.push(chunk);
+        if self.batched >= HASH_BATCH {
+            self.batched = 0;
+            // A send error means the thread is gone; `finish` reports why.
+            let _ = self.tx.send(std::mem::take(&mut self.batch)).await;
+        }
+    }
+
+    async fn finish(self) -> Result<Digests, String> {
+        let _ = self.tx.send(self.batch).await;
+        drop(self.tx);
+        match self.task.await {
+            Ok(Ok(d)) => Ok(d),
+            Ok(Err(e)) => Err(format!("md5 of the bytes sent: {e}")),
+            Err(e) => Err(format!("md5 of the bytes sent: hashing task failed: {e}")),
         }
     }
 }
@@ -204,16 +246,21 @@ impl Tracker {
 /// the clean end) has been read. With a `Content-Length`, the HTTP client stops reading after
 /// the last byte and would never see an error the body raises at its end (a checksum that
 /// fails once every byte was hashed); held back, the last chunk goes out only after that end,
-/// so such an error cuts the upload short and Glance never gets the whole image.
-fn tracked(body: ByteStream, tracker: Arc<Mutex<Tracker>>) -> ByteStream {
+/// so such an error cuts the upload short and Glance never gets the whole image. With `md5`,
+/// our own md5 of the bytes is computed too (on another thread).
+fn tracked(body: ByteStream, md5: bool, tracker: Arc<Mutex<Tracker>>) -> ByteStream {
     struct St {
         body: ByteStream,
         held: Option<Bytes>,
+        seen: u64,
+        md5: Option<Md5Thread>,
         tracker: Arc<Mutex<Tracker>>,
     }
     let st = St {
         body,
         held: None,
+        seen: 0,
+        md5: md5.then(Md5Thread::start),
         tracker,
     };
     stream::unfold(Some(st), |st| async move {
@@ -221,11 +268,9 @@ fn tracked(body: ByteStream, tracker: Arc<Mutex<Tracker>>) -> ByteStream {
         loop {
             match st.body.next().await {
                 Some(Ok(chunk)) => {
-                    if let Ok(mut t) = st.tracker.lock() {
-                        if let Some(v) = t.verifier.as_mut() {
-                            // No expectation is set, so updating cannot fail.
-                            let _ = v.update(&chunk);
-                        }
+                    st.seen += chunk.len() as u64;
+                    if let Some(h) = st.md5.as_mut() {
+                        h.push(chunk.clone()).await;
                     }
                     match st.held.replace(chunk) {
                         Some(prev) => return Some((Ok(prev), Some(st))),
@@ -239,10 +284,26 @@ fn tracked(body: ByteStream, tracker: Arc<Mutex<Tracker>>) -> ByteStream {
                     return Some((Err(e), None));
                 }
                 None => {
-                    if let Ok(mut t) = st.tracker.lock() {
-                        t.finished = t.verifier.take().and_then(|v| v.finish().ok());
-                    }
-                    return st.held.take().map(|last| (Ok(last), None));
+                    let digests = match st.md5.take() {
+                        None => Ok(Digests {
+                            size: st.seen,
+                            ..Digests::default()
+                        }),
+                        Some(h) => h.finish().await,
+                    };
+                    let Ok(mut t) = st.tracker.lock() else {
+                        return None;
+                    };
+                    return match digests {
+                        Ok(d) => {
+                            t.finished = Some(d);
+                            st.held.take().map(|last| (Ok(last), None))
+                        }
+                        Err(message) => {
+                            t.failed = Some(message.clone());
+                            Some((Err(MirrorError::Aborted(message)), None))
+                        }
+                    };
                 }
             }
         }
@@ -254,6 +315,66 @@ fn tracked(body: ByteStream, tracker: Arc<Mutex<Tracker>>) -> ByteStream {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn chunks(parts: Vec<Result<&'static [u8], &'static str>>) -> ByteStream {
+        stream::iter(parts.into_iter().map(|p| {
+            p.map(Bytes::from_static)
+                .map_err(|m| MirrorError::Aborted(m.into()))
+        }))
+        .boxed()
+    }
+
+    async fn run(body: ByteStream, md5: bool) -> (Vec<Result<Bytes, String>>, Tracker) {
+        let tracker = Arc::new(Mutex::new(Tracker::default()));
+        let out: Vec<_> = tracked(body, md5, tracker.clone())
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect()
+            .await;
+        let t = std::mem::take(&mut *tracker.lock().expect("tracker"));
+        (out, t)
+    }
+
+    #[tokio::test]
+    async fn tracked_passes_every_byte_and_reports_size_and_md5() {
+        // More than one hashing batch, so that the md5 thread sees several.
+        let big: &'static [u8] = Box::leak(vec![7u8; HASH_BATCH + 5].into_boxed_slice());
+        let parts = vec![Ok(&b"hello "[..]), Ok(big), Ok(&b"world"[..])];
+        let (out, t) = run(chunks(parts.clone()), true).await;
+        let sent: Vec<u8> = out
+            .into_iter()
+            .flat_map(|r| r.expect("no error").to_vec())
+            .collect();
+        let all: Vec<u8> = parts
+            .into_iter()
+            .flat_map(|p| p.unwrap().to_vec())
+            .collect();
+        assert_eq!(sent, all);
+        let mut v = StreamVerifier::new("", Expected::default()).also_compute(ChecksumKind::Md5);
+        v.update(&all).expect("update");
+        let want = v.finish().expect("digests");
+        let got = t.finished.expect("ended cleanly");
+        assert_eq!((got.size, got.md5), (all.len() as u64, want.md5));
+        assert!(t.failed.is_none());
+
+        let (_, t) = run(chunks(vec![Ok(&b"abc"[..])]), false).await;
+        let got = t.finished.expect("ended cleanly");
+        assert_eq!((got.size, got.md5), (3, None), "no md5 unless asked");
+    }
+
+    #[tokio::test]
+    async fn an_error_at_the_end_keeps_the_last_chunk_from_glance() {
+        let parts = vec![Ok(&b"first"[..]), Ok(&b"last"[..]), Err("sha256 mismatch")];
+        for md5 in [false, true] {
+            let (out, t) = run(chunks(parts.clone()), md5).await;
+            assert_eq!(out.len(), 2, "{out:?}");
+            assert_eq!(out[0].as_deref().ok(), Some(&b"first"[..]));
+            assert!(out[1]
+                .as_ref()
+                .is_err_and(|e| e.contains("sha256 mismatch")));
+            assert!(t.finished.is_none());
+            assert!(t.failed.is_some_and(|e| e.contains("sha256 mismatch")));
+        }
+    }
 
     #[test]
     fn stored_image_must_match_size_md5_and_sha512() {

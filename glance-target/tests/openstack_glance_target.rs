@@ -210,13 +210,36 @@ async fn glance_md5_or_sha512_differing_from_the_stream_deletes_the_image() {
         "mismatching images are deleted"
     );
 
-    let item = new_item(&bed, "3", &bytes, good);
+    let item = new_item(&bed, "3", &bytes, good.clone());
     target
         .insert_item(&item, body(&bytes))
         .await
         .expect("good upload");
     assert!(target.has_content(&item).await.expect("has_content"));
     assert_eq!(bed.ours().await.len(), 1);
+
+    // A stream without md5 (MAAS gives only sha256): Glance's checksum is compared with our
+    // own md5 of the bytes sent.
+    let md5 = good.md5.clone();
+    let sha256_only = Expected {
+        md5: None,
+        sha256: Some(format!(
+            "{:x}",
+            <sha2::Sha256 as sha2::Digest>::digest(&bytes)
+        )),
+        ..good
+    };
+    let item = new_item(&bed, "4", &bytes, sha256_only);
+    target
+        .insert_item(&item, body(&bytes))
+        .await
+        .expect("upload without md5 in the stream");
+    let images = bed.ours().await;
+    let image = images
+        .iter()
+        .find(|i| i.property("version_name") == Some("4"))
+        .expect("image of version 4");
+    assert_eq!(image.checksum, md5);
     bed.clean().await;
 }
 
