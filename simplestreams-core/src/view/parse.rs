@@ -5,7 +5,7 @@
 //! becomes a [`Text`] span. Seeds carry the builder down the levels so that every field lands in
 //! its level's one array: no allocation per item.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::ops::Range;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -235,11 +235,10 @@ impl<'de> DeserializeSeed<'de> for ScalarSeed<'_, 'de> {
 
 impl ScalarSeed<'_, '_> {
     /// Writes a number's string form into the own text.
-    fn number(self, v: impl fmt::Display) -> Scalar {
+    fn number(self, v: impl itoa::Integer) -> Scalar {
         let b = self.0;
         let start = b.view.own.len();
-        // Writing into a String cannot fail.
-        let _ = write!(b.view.own, "{v}");
+        b.view.own.push_str(itoa::Buffer::new().format(v));
         Scalar::Other(b.own_span(start))
     }
 }
@@ -318,46 +317,52 @@ impl<'de> Visitor<'de> for LevelSeed<'_, 'de> {
                 }
             }
             let value = map.next_value_seed(ScalarSeed(b))?;
-            let name = b.view.text(key);
-            let typed = match level {
-                Level::Top => name == "format" || name == "content_id",
-                Level::Item => name == "size" || STRING_FIELDS.contains(&name),
-                _ => false,
+            let view = &b.view;
+            let name = view.text(key);
+            // What the model checks, so that the view never accepts what the model refuses:
+            // `_aliases` (which the view does not expand), the type of `format`, `content_id` and
+            // the typed item fields, a safe `path`, a `size` that is a non-negative integer.
+            let needs_model = match value {
+                Scalar::Str(v) => match level {
+                    Level::Top => name == "_aliases",
+                    Level::Item => match name {
+                        "path" => check_safe_path(view.text(v)).is_err(),
+                        "size" => view.text(v).trim().parse::<u64>().is_err(),
+                        _ => false,
+                    },
+                    _ => false,
+                },
+                // A number or boolean where the model wants a string or an integer.
+                Scalar::Other(v) => match level {
+                    Level::Top => matches!(name, "_aliases" | "format" | "content_id"),
+                    Level::Item if name == "size" => view.text(v).parse::<u64>().is_err(),
+                    Level::Item => STRING_FIELDS.contains(&name),
+                    _ => false,
+                },
+                // Not a flattened field, but it may hide an earlier value of the same key (the
+                // model keeps the last); null is allowed only for the string fields.
+                Scalar::Null | Scalar::Compound => {
+                    let refused = match level {
+                        Level::Top => matches!(name, "_aliases" | "format" | "content_id"),
+                        Level::Item => {
+                            name == "size"
+                                || (matches!(value, Scalar::Compound)
+                                    && STRING_FIELDS.contains(&name))
+                        }
+                        _ => false,
+                    };
+                    refused
+                        || view
+                            .lookup(&view.level_fields(level)[first_field..], name)
+                            .is_some()
+                }
             };
-            let needs_model = (level == Level::Top && name == "_aliases")
-                || match value {
-                    Scalar::Str(_) => false,
-                    // A number or boolean where the model wants a string: it says so precisely.
-                    Scalar::Other(_) => typed && name != "size",
-                    // Not a flattened field, but it may hide an earlier value of the same key
-                    // (the model keeps the last); null is allowed only for the string fields.
-                    Scalar::Null | Scalar::Compound => {
-                        (typed && (matches!(value, Scalar::Compound) || name == "size"))
-                            || b.view
-                                .lookup(&b.view.level_fields(level)[first_field..], name)
-                                .is_some()
-                    }
-                };
             b.needs_model |= needs_model;
             if let Scalar::Str(value) | Scalar::Other(value) = value {
                 b.fields(level).push(Field { key, value });
             }
         }
         let fields = index(first_field)..index(b.fields(level).len());
-        if level == Level::Item {
-            // The checks the model makes on items, so that the view never accepts what the
-            // model refuses: a safe `path`, a `size` that is a non-negative integer.
-            let view = &b.view;
-            let unsound = view.item_fields[first_field..].iter().any(|f| {
-                let value = view.text(f.value);
-                match view.text(f.key) {
-                    "path" => check_safe_path(value).is_err(),
-                    "size" => value.trim().parse::<u64>().is_err(),
-                    _ => false,
-                }
-            });
-            b.needs_model |= unsound;
-        }
         Ok((fields, children.unwrap_or(0..0)))
     }
 }
