@@ -68,8 +68,8 @@ pub use engine::{
 };
 pub use error::{Error, Result};
 pub use source::{
-    open_source, split_entry, FallbackSource, HttpConfig, HttpSource, RetryConfig, Source,
-    StoreSource,
+    local_dir, open_source, split_entry, FallbackSource, HttpConfig, HttpSource, RetryConfig,
+    Source, StoreSource,
 };
 pub use store::{
     byte_stream, collect, ByteStream, GetOptions, GetResult, InMemory, LocalStore, ObjectMeta,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use futures::TryStreamExt as _;
 use simplestreams_core::openpgp::{self, Keyring};
-use simplestreams_mirror::{open_source, GetOptions, GetResult, HttpConfig, Source};
+use simplestreams_mirror::{local_dir, open_source, GetOptions, GetResult, HttpConfig, Source};
 use tracing::{info, warn};
 
 /// The keyring the reference uses when none is given.
@@ -99,6 +99,8 @@ pub struct MetadataReader {
     mirror: String,
     policy: SignaturePolicy,
     source: Arc<dyn Source>,
+    /// The mirror's directory when it is local: whole files are read in one go from there.
+    local: Option<PathBuf>,
 }
 
 impl MetadataReader {
@@ -109,6 +111,7 @@ impl MetadataReader {
             mirror: mirror.to_string(),
             policy,
             source,
+            local: local_dir(mirror)?,
         })
     }
 
@@ -154,6 +157,17 @@ impl MetadataReader {
 
     /// Fetches bytes; `None` when the file does not exist (HTTP 404 or no such file).
     async fn fetch(&self, path: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        if let Some(dir) = &self.local {
+            // One read of the known size straight into the buffer: a large products file is
+            // not copied again chunk by chunk as the streaming source would.
+            simplestreams_core::check_safe_path(path)?;
+            let file = dir.join(path);
+            return match tokio::fs::read(&file).await {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(anyhow::anyhow!("{}: {e}", file.display())),
+            };
+        }
         match self.source.get(path, GetOptions::default()).await {
             Ok(GetResult::Found { meta, mut body }) => {
                 // One allocation of the announced size: large products files are not copied

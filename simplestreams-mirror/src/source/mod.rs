@@ -112,8 +112,18 @@ impl Source for FallbackSource {
 
 /// Opens a mirror root given as `http(s)://…`, `file://…` or a plain directory path.
 pub fn open_source(location: &str, http: &HttpConfig) -> Result<Arc<dyn Source>> {
+    match local_dir(location)? {
+        Some(dir) => Ok(Arc::new(StoreSource::new(Arc::new(LocalStore::new(dir))))),
+        None => Ok(Arc::new(HttpSource::new(location, http)?)),
+    }
+}
+
+/// The directory a source location names (`file://` URL or plain path), or `None` for
+/// `http(s)://`; other schemes are refused. Lets a caller that wants a whole local file read it
+/// in one go rather than as a stream.
+pub fn local_dir(location: &str) -> Result<Option<PathBuf>> {
     if location.starts_with("http://") || location.starts_with("https://") {
-        return Ok(Arc::new(HttpSource::new(location, http)?));
+        return Ok(None);
     }
     let dir = if location.starts_with("file://") {
         let url = url::Url::parse(location).map_err(|e| Error::Location {
@@ -132,7 +142,7 @@ pub fn open_source(location: &str, http: &HttpConfig) -> Result<Arc<dyn Source>>
     } else {
         PathBuf::from(location)
     };
-    Ok(Arc::new(StoreSource::new(Arc::new(LocalStore::new(dir)))))
+    Ok(Some(dir))
 }
 
 /// Splits a source location into a mirror root and the path of the entry file, as the reference
