@@ -16,16 +16,29 @@ pub type Pairs<'a> = [(&'a str, Cow<'a, str>)];
 /// `repr(str)`: single quotes unless the string holds `'` and no `"`; backslash escapes for
 /// the quote, `\\`, `\t`, `\n`, `\r`, and `\xhh`/`\uhhhh`/`\Uhhhhhhhh` for non-printable characters.
 pub fn repr_str(s: &str) -> String {
-    // Fast path: printable ASCII without quotes or backslashes, the usual case.
-    if s.bytes()
-        .all(|b| (b' '..=b'~').contains(&b) && b != b'\'' && b != b'\\')
-    {
-        let mut out = String::with_capacity(s.len() + 2);
+    let mut out = String::with_capacity(s.len() + 2);
+    push_repr_str(&mut out, s);
+    out
+}
+
+/// Appends `repr(s)` to `out`.
+fn push_repr_str(out: &mut String, s: &str) {
+    // Fast path: printable ASCII without quotes or backslashes, the usual case (a branch-free
+    // test the compiler vectorises; this runs for every key and value printed).
+    let plain = s.bytes().fold(true, |acc, b| {
+        acc & (b' '..=b'~').contains(&b) & (b != b'\'') & (b != b'\\')
+    });
+    if plain {
         out.push('\'');
         out.push_str(s);
         out.push('\'');
-        return out;
+        return;
     }
+    out.push_str(&repr_escaped(s));
+}
+
+/// `repr(s)` for strings that need quotes chosen or characters escaped.
+fn repr_escaped(s: &str) -> String {
     let quote = if s.contains('\'') && !s.contains('"') {
         '"'
     } else {
@@ -76,14 +89,15 @@ fn is_printable(c: char) -> bool {
 
 /// `repr(dict)` of string pairs in the given order: `{'k': 'v', 'k2': 'v2'}`.
 pub fn repr_dict(pairs: &Pairs<'_>) -> String {
-    let mut out = String::from("{");
+    let mut out = String::with_capacity(64 * pairs.len());
+    out.push('{');
     for (i, (k, v)) in pairs.iter().enumerate() {
         if i > 0 {
             out.push_str(", ");
         }
-        out.push_str(&repr_str(k));
+        push_repr_str(&mut out, k);
         out.push_str(": ");
-        out.push_str(&repr_str(v));
+        push_repr_str(&mut out, v);
     }
     out.push('}');
     out
