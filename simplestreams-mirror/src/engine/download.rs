@@ -26,7 +26,7 @@ pub(crate) fn verifying(
     progress: Arc<dyn Progress>,
 ) -> ByteStream {
     let mut verifier = StreamVerifier::new(item.key.to_string(), expected);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(4);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(2);
     let hasher = tokio::task::spawn_blocking(move || {
         while let Some(batch) = rx.blocking_recv() {
             for chunk in batch {

@@ -1,7 +1,7 @@
 //! A store in a local directory: temporary file, fsync, rename.
 
 use std::fmt;
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, IoSlice, Write};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 /// Suffix of the temporary name an object is written under before its rename.
 const TEMP_SUFFIX: &str = ".part";
 
-/// Bytes buffered before a write to the file (large writes are what make copying fast).
+/// Bytes gathered before a write to the file (large writes are what make copying fast).
 const WRITE_BUFFER: usize = 1 << 20;
 
 /// Bytes per chunk when reading a file.
@@ -28,7 +28,8 @@ const READ_CHUNK: usize = 256 * 1024;
 /// An object `a/b` is written to `a/.b.part`, then renamed to `a/b`; a crash at any moment
 /// leaves either the old object or the new one, never a mix. A durable put fsyncs its file,
 /// flushes the filesystem (`syncfs`, so that earlier puts are durable too), renames, then fsyncs
-/// the directory. Paths are checked with
+/// the directory. When flushing is on, the disk writes of a large object start while it is
+/// still arriving, so that the flush finds little left to do. Paths are checked with
 /// [`simplestreams_core::check_safe_path`] before anything touches the disk.
 #[derive(Clone)]
 pub struct LocalStore {
@@ -122,19 +123,21 @@ fn write_file(
     path: &str,
     mut rx: tokio::sync::mpsc::Receiver<Chunk>,
     durable: bool,
+    writeback: bool,
 ) -> Result<ObjectMeta> {
     let temp = LocalStore::temp_of(file);
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let f = std::fs::File::create(&temp).map_err(|e| Error::io(&temp, e))?;
-    let mut w = std::io::BufWriter::with_capacity(WRITE_BUFFER, f);
+    let mut f = std::fs::File::create(&temp).map_err(|e| Error::io(&temp, e))?;
+    let mut flusher = writeback.then(EarlyWriteback::default);
     let mut write_all = || {
         loop {
             match rx.blocking_recv() {
                 Some(Chunk::Data(batch)) => {
-                    for bytes in batch {
-                        w.write_all(&bytes).map_err(|e| Error::io(&temp, e))?;
+                    write_batch(&mut f, &batch).map_err(|e| Error::io(&temp, e))?;
+                    if let Some(w) = &mut flusher {
+                        w.wrote(&f, batch.iter().map(|b| b.len() as u64).sum());
                     }
                 }
                 Some(Chunk::End) => break,
@@ -145,17 +148,16 @@ fn write_file(
                 }
             }
         }
-        w.flush().map_err(|e| Error::io(&temp, e))?;
         if durable {
-            w.get_ref().sync_all().map_err(|e| Error::io(&temp, e))?;
+            f.sync_all().map_err(|e| Error::io(&temp, e))?;
             // Earlier non-durable puts (items) become durable before this one (metadata
             // naming them) is published.
-            sync_filesystem(w.get_ref()).map_err(|e| Error::io(&temp, e))?;
+            sync_filesystem(&f).map_err(|e| Error::io(&temp, e))?;
         }
         Ok(())
     };
     let written = write_all();
-    drop(w);
+    drop(f);
     if let Err(e) = written {
         // Nothing was published; the temporary file is garbage.
         let _ = std::fs::remove_file(&temp);
@@ -169,6 +171,81 @@ fn write_file(
     }
     let md = std::fs::metadata(file).map_err(|e| Error::io(file, e))?;
     Ok(LocalStore::meta_of(path, &md))
+}
+
+/// Starts the disk writes of a large file while it is still being received, so that the flush
+/// that makes it durable (the `syncfs` before the metadata naming it is published) finds little
+/// left to write: the disk works in parallel with the network instead of after it.
+#[derive(Default)]
+struct EarlyWriteback {
+    /// Bytes written to the file so far.
+    written: u64,
+    /// Bytes whose write-out was started.
+    started: u64,
+    /// The kernel refused once (a filesystem without it): do not ask again.
+    off: bool,
+}
+
+impl EarlyWriteback {
+    /// Bytes between two requests: large enough to be few, small enough that the disk starts early.
+    const STEP: u64 = 8 << 20;
+
+    fn wrote(&mut self, f: &std::fs::File, n: u64) {
+        self.written += n;
+        if self.off || self.written - self.started < Self::STEP {
+            return;
+        }
+        if let Err(e) = start_writeback(f, self.started, self.written - self.started) {
+            // Only an optimisation: the final flush still makes everything durable.
+            tracing::debug!("early write-back unavailable: {e}");
+            self.off = true;
+        }
+        self.started = self.written;
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn start_writeback(f: &std::fs::File, offset: u64, len: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return Ok(());
+    };
+    // SAFETY: sync_file_range on a file descriptor we own; no memory is passed. With only
+    // SYNC_FILE_RANGE_WRITE it starts the writes and does not wait for them.
+    let rc =
+        unsafe { libc::sync_file_range(f.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_f: &std::fs::File, _offset: u64, _len: u64) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
+/// Writes the chunks of `batch` straight from where they are, with as few `writev` calls as the
+/// kernel allows: the caller already gathers about [`WRITE_BUFFER`] bytes per batch, so copying
+/// them into a buffer first would only cost a pass over every byte (a tenth of the CPU time of a
+/// large download).
+fn write_batch(f: &mut std::fs::File, batch: &[bytes::Bytes]) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = batch
+        .iter()
+        .filter(|b| !b.is_empty())
+        .map(|b| IoSlice::new(b))
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match f.write_vectored(rest) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -226,12 +303,13 @@ impl Store for LocalStore {
         let file = self.file(path)?;
         // The file is written by one blocking task fed through a small channel: the async side
         // (network, hashing) and the disk work overlap, and a small object costs one hop to the
-        // blocking pool instead of one per file operation.
-        let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(4);
+        // blocking pool instead of one per file operation. Two batches in flight keep the disk
+        // busy; more would only hold more memory (the peak RSS of a large download).
+        let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(2);
         let path_owned = path.to_string();
         let fsync = self.fsync;
         let writer = tokio::task::spawn_blocking(move || {
-            write_file(&file, &path_owned, rx, options.durable && fsync)
+            write_file(&file, &path_owned, rx, options.durable && fsync, fsync)
         });
         let mut failed = None;
         let (mut batch, mut batched) = (Vec::new(), 0);
