@@ -43,9 +43,16 @@ fn main() -> ExitCode {
     let _ = timed("scan only (serde IgnoredAny)", || {
         serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok()
     });
-    if let Some(view) = timed("ProductsView::parse (query path)", || {
-        simplestreams_core::ProductsView::parse(&bytes)
-    }) {
+    // The query's own path, best of five (the machine is shared).
+    let mut best = Duration::MAX;
+    let mut parsed = None;
+    for _ in 0..5 {
+        let start = Instant::now();
+        parsed = simplestreams_core::ProductsView::parse(&bytes);
+        best = best.min(start.elapsed());
+    }
+    report("ProductsView::parse, best of 5", best);
+    if let Some(view) = parsed {
         let mut chosen = 0usize;
         timed("ProductsView select", || {
             view.select(&filters, None, |_, _, _, _| chosen += 1)

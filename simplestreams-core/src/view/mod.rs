@@ -15,6 +15,7 @@
 //! [`crate::Document::from_slice`], which also gives the precise error.
 
 mod parse;
+mod scan;
 
 use std::borrow::Cow;
 use std::ops::Range;

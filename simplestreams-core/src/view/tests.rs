@@ -124,3 +124,111 @@ fn keys_resolve_at_the_nearest_level() {
         "only item b of version 1 inherits the product's release"
     );
 }
+
+/// DOC with the value of item p1/1/a's field `x` set to `fragment` (raw JSON text).
+fn with_value(fragment: &str) -> String {
+    DOC.replace(
+        "\"ftype\":\"x\",\"size\":10",
+        &format!("\"ftype\":\"x\",\"x\":{fragment},\"size\":10"),
+    )
+}
+
+#[test]
+fn json_the_model_refuses_is_never_accepted() {
+    let deep = format!("{}{}", "[".repeat(130), "]".repeat(130));
+    let fragments = [
+        "01",
+        "1.",
+        "-",
+        "1e",
+        "+1",
+        ".5",
+        "1e400",
+        "-01",
+        "0x10",
+        "1.5.2",
+        "--1",
+        "tru",
+        "nul",
+        "falsey",
+        "\"a\u{1}b\"",
+        "\"\\q\"",
+        "\"\\ud800\"",
+        "\"\\u12\"",
+        "\"open",
+        "[1,]",
+        "[1 2]",
+        "{\"a\"}",
+        "{\"a\":}",
+        "{a:1}",
+        "{\"a\":1,}",
+        "[",
+        &deep,
+        "'x'",
+        "NaN",
+        "Infinity",
+    ];
+    for fragment in fragments {
+        let doc = with_value(fragment);
+        assert!(
+            Products::from_slice(doc.as_bytes(), "d").is_err(),
+            "the model accepts {fragment:?}: not a useful case"
+        );
+        assert!(
+            ProductsView::parse(doc.as_bytes()).is_none(),
+            "{fragment:?}"
+        );
+    }
+    for broken in [
+        DOC.replacen(':', "", 1),
+        DOC.replacen(',', ",,", 1),
+        DOC.replacen("}}}}}", "}}}},}", 1),
+        DOC.replace("\"p0\"", "p0"),
+        format!("{DOC} {{}}"),
+        format!("[{DOC}]"),
+    ] {
+        assert!(
+            Products::from_slice(broken.as_bytes(), "d").is_err(),
+            "{broken}"
+        );
+        assert!(ProductsView::parse(broken.as_bytes()).is_none(), "{broken}");
+    }
+}
+
+#[test]
+fn values_read_as_the_model_reads_them() {
+    let deep = format!("{}{}", "[".repeat(90), "]".repeat(90));
+    for fragment in [
+        "0",
+        "7",
+        "1234567890123456789",
+        "12345678901234567890",
+        "123456789012345678901234",
+        "-0",
+        "-5",
+        "1.5",
+        "1e2",
+        "1E+2",
+        "2.50e-3",
+        "-0.0",
+        "true",
+        "false",
+        "null",
+        "\"\"",
+        "\"tab\\there\"",
+        "\"\\u00e9\\ud83d\\ude00\"",
+        "\"caf\u{e9}\"",
+        "[1,{\"a\":[null]}]",
+        "{}",
+        "[]",
+        " \n\t 3 \r\n",
+        &deep,
+    ] {
+        let doc = with_value(fragment);
+        let (model, view) = both(&doc, &["ftype=x"], None);
+        assert_eq!(model, view, "{fragment:?}");
+        assert!(model.len() >= 2, "{fragment:?}");
+        let (model, view) = both(&doc, &["x~."], None);
+        assert_eq!(model, view, "{fragment:?}");
+    }
+}
