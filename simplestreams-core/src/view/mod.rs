@@ -89,7 +89,8 @@ impl<'a> ProductsView<'a> {
         fields
             .iter()
             .rev()
-            .find(|f| self.text(f.key) == key)
+            // The length first: most keys differ in it, and it needs no look at the text.
+            .find(|f| f.key.len as usize == key.len() && self.text(f.key) == key)
             .map(|f| self.text(f.value))
     }
 

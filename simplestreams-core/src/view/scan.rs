@@ -56,13 +56,25 @@ impl<'a> Cursor<'a> {
 
     /// Skips whitespace and returns the next byte, without consuming it.
     pub(super) fn peek(&mut self) -> Option<u8> {
-        while let Some(&b) = self.bytes.get(self.pos) {
-            if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
-                return Some(b);
+        // Pretty-printed streams are about a third indentation: runs of spaces go eight at a
+        // time.
+        const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
+        loop {
+            match *self.bytes.get(self.pos)? {
+                b' ' => {
+                    let eight = self
+                        .bytes
+                        .get(self.pos..self.pos + 8)
+                        .and_then(|chunk| <[u8; 8]>::try_from(chunk).ok());
+                    match eight {
+                        Some(eight) if u64::from_ne_bytes(eight) == SPACES => self.pos += 8,
+                        _ => self.pos += 1,
+                    }
+                }
+                b'\n' | b'\r' | b'\t' => self.pos += 1,
+                b => return Some(b),
             }
-            self.pos += 1;
         }
-        None
     }
 
     /// Consumes `byte` (after whitespace), or fails.
