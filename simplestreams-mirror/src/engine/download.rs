@@ -25,7 +25,11 @@ pub(crate) fn verifying(
     url: String,
     progress: Arc<dyn Progress>,
 ) -> ByteStream {
+    let small = expected.size.is_some_and(|n| n <= INLINE_HASH_MAX);
     let mut verifier = StreamVerifier::new(item.key.to_string(), expected);
+    if small {
+        return verifying_inline(body, verifier, item, url, progress);
+    }
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(2);
     let hasher = tokio::task::spawn_blocking(move || {
         while let Some(batch) = rx.blocking_recv() {
@@ -78,6 +82,54 @@ pub(crate) fn verifying(
             },
         }
     })
+    .boxed()
+}
+
+/// Items up to this size are hashed as they arrive, on the task that receives them: a thread
+/// hand-off would cost more than the hashing (a mirror of many small files pays it per file).
+const INLINE_HASH_MAX: u64 = 256 * 1024;
+
+/// [`verifying`] for a small item: the same checks, without a hashing thread.
+fn verifying_inline(
+    body: ByteStream,
+    verifier: StreamVerifier,
+    item: &NewItem,
+    url: String,
+    progress: Arc<dyn Progress>,
+) -> ByteStream {
+    let name = item.key.to_string();
+    let fail = move |e: simplestreams_core::Error| Error::Verify {
+        item: name.clone(),
+        url: url.clone(),
+        source: Box::new(e),
+    };
+    stream::unfold(
+        (body, Some(verifier), fail, progress),
+        |(mut body, mut verifier, fail, progress)| async move {
+            let v = verifier.as_mut()?;
+            let next = match body.next().await {
+                Some(Ok(chunk)) => match v.update(&chunk) {
+                    Ok(()) => {
+                        progress.bytes(chunk.len() as u64);
+                        Ok(chunk)
+                    }
+                    Err(e) => {
+                        verifier = None;
+                        Err(fail(e))
+                    }
+                },
+                Some(Err(e)) => {
+                    verifier = None;
+                    Err(e)
+                }
+                None => match verifier.take()?.finish() {
+                    Ok(_) => return None,
+                    Err(e) => Err(fail(e)),
+                },
+            };
+            Some((next, (body, verifier, fail, progress)))
+        },
+    )
     .boxed()
 }
 

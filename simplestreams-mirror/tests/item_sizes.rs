@@ -1,0 +1,121 @@
+//! Verification does not depend on an item's size: small items are hashed as they arrive, large
+//! ones on a thread of their own in batches, and both catch every kind of bad content. Files on
+//! disk on both sides, so that large items arrive in many chunks.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::sha256_hex;
+use serde_json::json;
+use simplestreams_mirror::{
+    LocalStore, Mirror, Report, StoreExt, StoreSource, StoreTarget, SyncOptions,
+};
+
+/// Sizes on either side of the engine's choice (256 KiB), and one over several hashing batches
+/// and past the point where the disk writes of an item start early (8 MiB).
+const SIZES: [usize; 3] = [1000, 256 * 1024 + 1, 9 * 1024 * 1024 + 123];
+
+fn good_content(size: usize) -> Vec<u8> {
+    (0..size).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+/// Mirrors one item described by `good` but served as `served`, into a fresh directory.
+async fn mirror_one(good: &[u8], served: Vec<u8>) -> (Report, tempfile::TempDir) {
+    let up = tempfile::tempdir().unwrap();
+    let source = LocalStore::new(up.path());
+    let doc = json!({"format": "products:1.0", "content_id": "c1", "products": {"p": {"versions":
+        {"1": {"items": {"a": {"path": "files/a.img", "size": good.len(),
+        "sha256": sha256_hex(good)}}}}}}});
+    source
+        .put_bytes(
+            "streams/v1/c1.json",
+            serde_json::to_vec(&doc).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    source
+        .put_bytes("files/a.img", served.into())
+        .await
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let report = Mirror::new(
+        Arc::new(StoreSource::new(Arc::new(source))),
+        Arc::new(StoreTarget::new(Arc::new(LocalStore::new(out.path())))),
+        SyncOptions {
+            entry: "streams/v1/c1.json".into(),
+            ..SyncOptions::default()
+        },
+    )
+    .run()
+    .await
+    .unwrap();
+    (report, out)
+}
+
+/// Every file below `dir`, temporary names included, relative to it.
+fn files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn good_items_of_every_size_arrive_whole() {
+    for size in SIZES {
+        let good = good_content(size);
+        let (report, out) = mirror_one(&good, good.clone()).await;
+        assert!(report.is_success(), "{size} bytes: {:?}", report.errors);
+        assert_eq!(report.bytes, size as u64);
+        assert!(
+            std::fs::read(out.path().join("files/a.img")).unwrap() == good,
+            "{size} bytes: content differs"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_items_of_every_size_are_refused_and_leave_nothing() {
+    for size in SIZES {
+        let good = good_content(size);
+        let mut flipped = good.clone();
+        flipped[size - 1] ^= 1;
+        let cases = [
+            (
+                "one byte more",
+                [good.as_slice(), b"!"].concat(),
+                "size mismatch",
+            ),
+            ("one byte less", good[..size - 1].to_vec(), "size mismatch"),
+            ("last byte changed", flipped, "sha256 mismatch"),
+        ];
+        for (what, served, message) in cases {
+            let (report, out) = mirror_one(&good, served).await;
+            let errors: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
+            assert!(
+                errors.len() == 1
+                    && errors[0].contains("files/a.img")
+                    && errors[0].contains(message),
+                "{size} bytes, {what}: {errors:?}"
+            );
+            // Neither the item, nor its temporary file, nor the products file naming it.
+            let left: Vec<String> = files(out.path())
+                .into_iter()
+                .filter(|p| !p.starts_with(".sstream-mirror"))
+                .collect();
+            assert_eq!(left, Vec::<String>::new(), "{size} bytes, {what}");
+        }
+    }
+}
