@@ -140,7 +140,12 @@ fn write_file(
                         w.wrote(&f, batch.iter().map(|b| b.len() as u64).sum());
                     }
                 }
-                Some(Chunk::End) => break,
+                Some(Chunk::End) => {
+                    if let Some(w) = &mut flusher {
+                        w.end(&f);
+                    }
+                    break;
+                }
                 None => {
                     return Err(Error::Aborted(format!(
                         "{path}: body failed, not published"
@@ -188,11 +193,24 @@ struct EarlyWriteback {
 
 impl EarlyWriteback {
     /// Bytes between two requests: large enough to be few, small enough that the disk starts early.
-    const STEP: u64 = 8 << 20;
+    const STEP: u64 = 4 << 20;
 
     fn wrote(&mut self, f: &std::fs::File, n: u64) {
         self.written += n;
-        if self.off || self.written - self.started < Self::STEP {
+        if self.written - self.started >= Self::STEP {
+            self.start(f);
+        }
+    }
+
+    /// The file is complete: a large one (whose writes already started) starts its tail too.
+    fn end(&mut self, f: &std::fs::File) {
+        if self.started > 0 && self.written > self.started {
+            self.start(f);
+        }
+    }
+
+    fn start(&mut self, f: &std::fs::File) {
+        if self.off {
             return;
         }
         if let Err(e) = start_writeback(f, self.started, self.written - self.started) {
