@@ -1,4 +1,4 @@
-//! The query's fast path, [`ProductsView`], must select exactly what the full model selects, on
+//! The query's fast path, [`ProductsView`] (on one thread and on two), must select exactly what the full model selects, on
 //! every real products file in the fixtures (signed ones unwrapped), for a set of filters that
 //! touch every level.
 
@@ -73,6 +73,7 @@ fn view_selects_like_the_model_on_every_fixture() {
             continue;
         };
         assert_eq!(view.item_count(), model.item_count(), "{name}");
+        let two = ProductsView::parse_on_two_threads(&bytes).expect("two threads accept it too");
         for filters in filter_sets {
             let parsed = FilterSet::parse(filters).expect("filters");
             for max in [None, Some(1), Some(3)] {
@@ -83,6 +84,14 @@ fn view_selects_like_the_model_on_every_fixture() {
                 let mut got = Vec::new();
                 view.select(&parsed, max, |_, _, _, flat| got.push(format!("{flat:?}")));
                 assert_eq!(got, expected, "{name} {filters:?} max {max:?}");
+                let mut two_got = Vec::new();
+                two.select(&parsed, max, |_, _, _, flat| {
+                    two_got.push(format!("{flat:?}"))
+                });
+                assert_eq!(
+                    two_got, expected,
+                    "{name} {filters:?} max {max:?}, two threads"
+                );
             }
         }
         compared += 1;

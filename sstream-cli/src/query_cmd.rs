@@ -109,6 +109,18 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The query's fast reading of a products file: large files on two threads when there is a
+/// second core (the same result, sooner).
+fn parse_view(bytes: &[u8]) -> Option<ProductsView<'_>> {
+    const LARGE: usize = 4 << 20;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if bytes.len() >= LARGE && cores > 1 {
+        ProductsView::parse_on_two_threads(bytes)
+    } else {
+        ProductsView::parse(bytes)
+    }
+}
+
 struct Query<W: Write> {
     reader: MetadataReader,
     filters: FilterSet,
@@ -128,7 +140,7 @@ impl<W: Write> Query<W> {
             let (bytes, name) = self.reader.read(&path).await?;
             // Most products files take the zero-copy path; the rest (an index, `_aliases`,
             // anything unusual) the full model, which also words any error precisely.
-            if let Some(view) = ProductsView::parse(&bytes) {
+            if let Some(view) = parse_view(&bytes) {
                 let mut result = Ok(());
                 let (filters, max) = (self.filters.clone(), self.max);
                 view.select(&filters, max, |_, _, _, flat| {

@@ -16,6 +16,7 @@
 
 mod parse;
 mod scan;
+mod split;
 
 use std::borrow::Cow;
 use std::ops::Range;

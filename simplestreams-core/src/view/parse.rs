@@ -16,7 +16,7 @@ use crate::safe_path::check_safe_path;
 const STRING_FIELDS: [&str; 5] = ["path", "md5", "sha256", "sha512", "ftype"];
 
 /// `True` and `False` (Python's spelling, as flattening gives booleans) open the own text.
-const BOOLEANS: &str = "TrueFalse";
+pub(super) const BOOLEANS: &str = "TrueFalse";
 const TRUE: Text = Text {
     start: OWNED,
     len: 4,
@@ -30,12 +30,41 @@ impl<'a> ProductsView<'a> {
     /// Parses `bytes` as a products document, or `None` when the full model is needed (see the
     /// module docs): `None` is never a verdict on the document, only a request for the slow path.
     pub fn parse(bytes: &'a [u8]) -> Option<ProductsView<'a>> {
-        let input = std::str::from_utf8(bytes).ok()?;
-        // Spans are 31-bit offsets; a products file is megabytes, not gigabytes.
-        if input.len() >= OWNED as usize {
+        let input = checked_input(bytes)?;
+        let mut builder = Builder::new(input);
+        let mut cursor = Cursor::new(input);
+        builder.level(&mut cursor, Level::Top, None)?;
+        if !cursor.at_end() {
             return None;
         }
-        let mut builder = Builder {
+        builder.finish()
+    }
+}
+
+/// The input as text, if the view can take it.
+pub(super) fn checked_input(bytes: &[u8]) -> Option<&str> {
+    let input = std::str::from_utf8(bytes).ok()?;
+    // Spans are 31-bit offsets; a products file is megabytes, not gigabytes.
+    (input.len() < OWNED as usize).then_some(input)
+}
+
+/// Where a second thread reads the rest of the `products` object from (see `split.rs`): when
+/// the first thread reaches `at` between two products, it takes the other's work instead of
+/// reading on.
+pub(super) struct Split<'s, 'a> {
+    pub(super) at: usize,
+    pub(super) other: Option<std::thread::ScopedJoinHandle<'s, Option<(Builder<'a>, usize)>>>,
+}
+
+/// The view being built, and whether the document turned out to need the model.
+pub(super) struct Builder<'a> {
+    pub(super) view: ProductsView<'a>,
+    pub(super) needs_model: bool,
+}
+
+impl<'a> Builder<'a> {
+    pub(super) fn new(input: &'a str) -> Builder<'a> {
+        Builder {
             view: ProductsView {
                 input,
                 own: String::from(BOOLEANS),
@@ -48,14 +77,13 @@ impl<'a> ProductsView<'a> {
                 items: Vec::new(),
             },
             needs_model: false,
-        };
-        let mut cursor = Cursor::new(input);
-        builder.level(&mut cursor, Level::Top)?;
-        if !cursor.at_end() {
-            return None;
         }
-        let view = builder.view;
-        if builder.needs_model
+    }
+
+    /// The view, after the document-wide checks.
+    pub(super) fn finish(self) -> Option<ProductsView<'a>> {
+        let view = self.view;
+        if self.needs_model
             || view.own.len() >= OWNED as usize
             || view.lookup(&view.top, "format") != Some(PRODUCTS_FORMAT)
             || view.lookup(&view.top, "content_id").is_none()
@@ -64,15 +92,7 @@ impl<'a> ProductsView<'a> {
         }
         Some(view)
     }
-}
 
-/// The view being built, and whether the document turned out to need the model.
-struct Builder<'a> {
-    view: ProductsView<'a>,
-    needs_model: bool,
-}
-
-impl<'a> Builder<'a> {
     /// A string kept in the view's own text.
     fn owned(&mut self, s: &str) -> Text {
         let start = self.view.own.len();
@@ -105,7 +125,7 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn nodes(&mut self, level: Level) -> &mut Vec<Node> {
+    pub(super) fn nodes(&mut self, level: Level) -> &mut Vec<Node> {
         match level {
             // The top level is not a node.
             Level::Top | Level::Product => &mut self.view.products,
@@ -149,7 +169,7 @@ impl ProductsView<'_> {
 
 /// Which level a map is, and so which key holds its children.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Level {
+pub(super) enum Level {
     Top,
     Product,
     Version,
@@ -191,7 +211,7 @@ enum Scalar {
 }
 
 impl<'a> Builder<'a> {
-    fn text(&mut self, s: Str) -> Text {
+    pub(super) fn text(&mut self, s: Str) -> Text {
         match s {
             Str::Plain(start, end) => self.span(start, end),
             Str::Escaped(text) => self.owned(&text),
@@ -220,7 +240,12 @@ impl<'a> Builder<'a> {
 
     /// Reads one level's object (the document, a product, a version or an item): its fields go
     /// to the level's array, its children to the next level's. Gives the ranges of both.
-    fn level(&mut self, cursor: &mut Cursor<'_>, level: Level) -> Option<(Range<u32>, Range<u32>)> {
+    pub(super) fn level(
+        &mut self,
+        cursor: &mut Cursor<'_>,
+        level: Level,
+        mut split: Option<&mut Split<'_, 'a>>,
+    ) -> Option<(Range<u32>, Range<u32>)> {
         let first_field = self.fields(level).len();
         let mut children: Option<Range<u32>> = None;
         let mut more = cursor.open_object()?;
@@ -233,7 +258,7 @@ impl<'a> Builder<'a> {
                     // Given twice: the model keeps the last; the view would keep both.
                     self.needs_model |= children.is_some();
                     let start = self.nodes(child_level).len();
-                    self.children(cursor, child_level)?;
+                    self.children(cursor, child_level, split.take())?;
                     children = Some(index(start)..index(self.nodes(child_level).len()));
                 }
                 _ => {
@@ -249,14 +274,29 @@ impl<'a> Builder<'a> {
     }
 
     /// Reads the children of a level: an object of name -> level object.
-    fn children(&mut self, cursor: &mut Cursor<'_>, level: Level) -> Option<()> {
+    fn children(
+        &mut self,
+        cursor: &mut Cursor<'_>,
+        level: Level,
+        mut split: Option<&mut Split<'_, 'a>>,
+    ) -> Option<()> {
         let first = self.nodes(level).len();
         let mut more = cursor.open_object()?;
         while more {
+            if let Some(split) = split.as_deref_mut() {
+                cursor.peek()?;
+                if cursor.position() == split.at {
+                    // The other thread read from here to the end of this object.
+                    let (other, end) = split.other.take()?.join().ok()??;
+                    self.absorb(other);
+                    cursor.set_position(end);
+                    break;
+                }
+            }
             let name = cursor.string()?;
             let name = self.text(name);
             cursor.expect(b':')?;
-            let (fields, children) = self.level(cursor, level)?;
+            let (fields, children) = self.level(cursor, level, None)?;
             self.nodes(level).push(Node {
                 name,
                 fields,

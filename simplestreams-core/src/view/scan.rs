@@ -54,6 +54,25 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// A cursor at byte `pos` of `input`.
+    pub(super) fn at(input: &'a str, pos: usize) -> Cursor<'a> {
+        Cursor {
+            input,
+            bytes: input.as_bytes(),
+            pos,
+        }
+    }
+
+    /// The byte offset of the cursor.
+    pub(super) fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Moves the cursor to byte `pos` (which another cursor over the same input reached).
+    pub(super) fn set_position(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+
     /// Skips whitespace and returns the next byte, without consuming it.
     pub(super) fn peek(&mut self) -> Option<u8> {
         // Pretty-printed streams are about a third indentation: runs of spaces go eight at a

@@ -232,3 +232,92 @@ fn values_read_as_the_model_reads_them() {
         assert_eq!(model, view, "{fragment:?}");
     }
 }
+
+/// A pretty-printed document of `n` products, with escapes, floats and booleans throughout, so
+/// that both halves have text of their own.
+fn many_products(n: usize) -> String {
+    let mut products = serde_json::Map::new();
+    for p in 0..n {
+        let mut versions = serde_json::Map::new();
+        for v in 0..3 {
+            versions.insert(
+                format!("2024010{v}"),
+                serde_json::json!({
+                    "label": if v == 2 { "beta" } else { "release" },
+                    "items": {
+                        "disk.img": {"ftype": "disk1.img", "size": p * 10 + v,
+                                     "path": format!("p{p}/v{v}/disk.img"), "sha256": "ab"},
+                        "note\t": {"ftype": "text", "ratio": 0.5 + p as f64, "ok": p % 2 == 0,
+                                   "path": format!("p{p}/v{v}/n\u{e9}")}
+                    }
+                }),
+            );
+        }
+        products.insert(
+            format!("com.example:{p}:\"q\""),
+            serde_json::json!({"arch": if p % 3 == 0 { "amd64" } else { "arm64" }, "n": p,
+                               "versions": versions}),
+        );
+    }
+    let doc = serde_json::json!({
+        "content_id": "c", "format": "products:1.0", "products": products, "updated": "now"
+    });
+    serde_json::to_string_pretty(&doc).expect("serialisable")
+}
+
+fn selected(view: &ProductsView<'_>, filters: &[&str], max: Option<usize>) -> Vec<String> {
+    let filters = FilterSet::parse(filters).unwrap();
+    let mut out = Vec::new();
+    view.select(&filters, max, |_, _, _, flat| out.push(format!("{flat:?}")));
+    out
+}
+
+#[test]
+fn two_threads_read_exactly_what_one_reads() {
+    let doc = many_products(200);
+    let at = super::split::find_split(&doc).expect("a pretty document splits");
+    assert!(
+        at > doc.len() / 2 && doc[at..].starts_with("\"com.example:"),
+        "{at}"
+    );
+    let one = ProductsView::parse(doc.as_bytes()).expect("one thread");
+    let two = ProductsView::parse_on_two_threads(doc.as_bytes()).expect("two threads");
+    assert_eq!(two.item_count(), one.item_count());
+    for (filters, max) in [
+        (&[][..], None),
+        (&["arch=amd64"][..], Some(2)),
+        (&["label=beta", "ok=True"][..], None),
+        (&["item_name~^note", "ratio~\\.5$"][..], Some(1)),
+    ] {
+        let expected = selected(&one, filters, max);
+        assert!(!expected.is_empty(), "{filters:?}");
+        assert_eq!(selected(&two, filters, max), expected, "{filters:?}");
+    }
+    let model = Products::from_slice(doc.as_bytes(), "d").unwrap();
+    let all: Vec<String> = select(&model, &FilterSet::default(), None)
+        .iter()
+        .map(|s| format!("{:?}", s.flat))
+        .collect();
+    assert_eq!(selected(&two, &[], None), all);
+}
+
+#[test]
+fn two_threads_refuse_what_one_refuses() {
+    let doc = many_products(50);
+    // The same product name in both halves.
+    let twice = doc.replace("com.example:49:", "com.example:0:");
+    assert!(ProductsView::parse(twice.as_bytes()).is_none());
+    assert!(ProductsView::parse_on_two_threads(twice.as_bytes()).is_none());
+    // Broken JSON in the second half.
+    let broken = doc.replacen("\"beta\"", "beta", 140);
+    assert!(ProductsView::parse_on_two_threads(broken.as_bytes()).is_none());
+    // An unsafe path in the second half.
+    let unsafe_path = doc.replace("p48/v1/disk.img", "../disk.img");
+    assert!(ProductsView::parse_on_two_threads(unsafe_path.as_bytes()).is_none());
+    // Compact documents have no place to split and are read on one thread.
+    let value: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    let compact = serde_json::to_string(&value).unwrap();
+    assert!(super::split::find_split(&compact).is_none());
+    let view = ProductsView::parse_on_two_threads(compact.as_bytes()).expect("compact");
+    assert_eq!(view.item_count(), 50 * 3 * 2);
+}
