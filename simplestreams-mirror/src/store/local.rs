@@ -3,12 +3,15 @@
 use std::fmt;
 use std::io::{ErrorKind, IoSlice, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use async_trait::async_trait;
 use futures::StreamExt;
 use tokio::io::AsyncSeekExt;
 
+use super::flush::{sync_dir, sync_filesystem, EarlyWriteback};
 use super::{
     ByteStream, GetOptions, GetResult, ObjectMeta, PutOptions, Store, StoreLock, Validators,
 };
@@ -27,14 +30,19 @@ const READ_CHUNK: usize = 256 * 1024;
 ///
 /// An object `a/b` is written to `a/.b.part`, then renamed to `a/b`; a crash at any moment
 /// leaves either the old object or the new one, never a mix. A durable put fsyncs its file,
-/// flushes the filesystem (`syncfs`, so that earlier puts are durable too), renames, then fsyncs
-/// the directory. When flushing is on, the disk writes of a large object start while it is
+/// flushes the filesystem (`syncfs`, so that earlier puts are durable too; skipped when no
+/// other put happened since the last flush), renames, then fsyncs the directory. When flushing is on, the disk writes of a large object start while it is
 /// still arriving, so that the flush finds little left to do. Paths are checked with
 /// [`simplestreams_core::check_safe_path`] before anything touches the disk.
 #[derive(Clone)]
 pub struct LocalStore {
     root: PathBuf,
     fsync: bool,
+    /// Whether a non-durable put may not be on stable storage yet: a durable put flushes the
+    /// filesystem only then (a sync publishes several metadata files in a row; the first
+    /// flush covers the items, the next ones need only their own file). True at first: files
+    /// an earlier process left unflushed may be named by what this one publishes.
+    unsynced: Arc<AtomicBool>,
 }
 
 impl LocalStore {
@@ -43,6 +51,7 @@ impl LocalStore {
         LocalStore {
             root: root.into(),
             fsync: true,
+            unsynced: Arc::new(AtomicBool::new(true)),
         }
     }
 
@@ -124,6 +133,7 @@ fn write_file(
     mut rx: tokio::sync::mpsc::Receiver<Chunk>,
     durable: bool,
     writeback: bool,
+    unsynced: &AtomicBool,
 ) -> Result<ObjectMeta> {
     let temp = LocalStore::temp_of(file);
     if let Some(dir) = file.parent() {
@@ -157,7 +167,12 @@ fn write_file(
             f.sync_all().map_err(|e| Error::io(&temp, e))?;
             // Earlier non-durable puts (items) become durable before this one (metadata
             // naming them) is published.
-            sync_filesystem(&f).map_err(|e| Error::io(&temp, e))?;
+            if unsynced.swap(false, Ordering::AcqRel) {
+                sync_filesystem(&f).map_err(|e| {
+                    unsynced.store(true, Ordering::Release);
+                    Error::io(&temp, e)
+                })?;
+            }
         }
         Ok(())
     };
@@ -169,6 +184,9 @@ fn write_file(
         return Err(e);
     }
     std::fs::rename(&temp, file).map_err(|e| Error::io(file, e))?;
+    if !durable {
+        unsynced.store(true, Ordering::Release);
+    }
     if durable {
         if let Some(dir) = file.parent() {
             sync_dir(dir)?;
@@ -176,72 +194,6 @@ fn write_file(
     }
     let md = std::fs::metadata(file).map_err(|e| Error::io(file, e))?;
     Ok(LocalStore::meta_of(path, &md))
-}
-
-/// Starts the disk writes of a large file while it is still being received, so that the flush
-/// that makes it durable (the `syncfs` before the metadata naming it is published) finds little
-/// left to write: the disk works in parallel with the network instead of after it.
-#[derive(Default)]
-struct EarlyWriteback {
-    /// Bytes written to the file so far.
-    written: u64,
-    /// Bytes whose write-out was started.
-    started: u64,
-    /// The kernel refused once (a filesystem without it): do not ask again.
-    off: bool,
-}
-
-impl EarlyWriteback {
-    /// Bytes between two requests: large enough to be few, small enough that the disk starts early.
-    const STEP: u64 = 4 << 20;
-
-    fn wrote(&mut self, f: &std::fs::File, n: u64) {
-        self.written += n;
-        if self.written - self.started >= Self::STEP {
-            self.start(f);
-        }
-    }
-
-    /// The file is complete: a large one (whose writes already started) starts its tail too.
-    fn end(&mut self, f: &std::fs::File) {
-        if self.started > 0 && self.written > self.started {
-            self.start(f);
-        }
-    }
-
-    fn start(&mut self, f: &std::fs::File) {
-        if self.off {
-            return;
-        }
-        if let Err(e) = start_writeback(f, self.started, self.written - self.started) {
-            // Only an optimisation: the final flush still makes everything durable.
-            tracing::debug!("early write-back unavailable: {e}");
-            self.off = true;
-        }
-        self.started = self.written;
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn start_writeback(f: &std::fs::File, offset: u64, len: u64) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
-        return Ok(());
-    };
-    // SAFETY: sync_file_range on a file descriptor we own; no memory is passed. With only
-    // SYNC_FILE_RANGE_WRITE it starts the writes and does not wait for them.
-    let rc =
-        unsafe { libc::sync_file_range(f.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn start_writeback(_f: &std::fs::File, _offset: u64, _len: u64) -> std::io::Result<()> {
-    Err(std::io::ErrorKind::Unsupported.into())
 }
 
 /// Writes the chunks of `batch` straight from where they are, with as few `writev` calls as the
@@ -264,12 +216,6 @@ fn write_batch(f: &mut std::fs::File, batch: &[bytes::Bytes]) -> std::io::Result
         }
     }
     Ok(())
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))
 }
 
 #[async_trait]
@@ -326,8 +272,16 @@ impl Store for LocalStore {
         let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(2);
         let path_owned = path.to_string();
         let fsync = self.fsync;
+        let unsynced = self.unsynced.clone();
         let writer = tokio::task::spawn_blocking(move || {
-            write_file(&file, &path_owned, rx, options.durable && fsync, fsync)
+            write_file(
+                &file,
+                &path_owned,
+                rx,
+                options.durable && fsync,
+                fsync,
+                &unsynced,
+            )
         });
         let mut failed = None;
         let (mut batch, mut batched) = (Vec::new(), 0);
@@ -466,29 +420,6 @@ fn try_lock(f: &std::fs::File) -> std::io::Result<()> {
     } else {
         Err(std::io::Error::last_os_error())
     }
-}
-
-#[cfg(target_os = "linux")]
-fn sync_filesystem(f: &std::fs::File) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: syncfs on a file descriptor we own; no memory is passed.
-    let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn sync_filesystem(_f: &std::fs::File) -> std::io::Result<()> {
-    // No syncfs: a global sync does the same, more broadly.
-    #[cfg(unix)]
-    // SAFETY: sync(2) takes no arguments and cannot fail.
-    unsafe {
-        libc::sync()
-    };
-    Ok(())
 }
 
 #[cfg(not(unix))]

@@ -12,6 +12,7 @@ use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
 use crate::error::{Error, Result};
 
+mod flush;
 mod local;
 mod lock;
 mod memory;
