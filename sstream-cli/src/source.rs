@@ -1,7 +1,7 @@
 //! Reading metadata for the commands: where a mirror URL points, fetching a file from it, and
 //! the signature policy of SPEC §6 (what must be signed, and checking it).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 
@@ -158,14 +158,12 @@ impl MetadataReader {
     /// Fetches bytes; `None` when the file does not exist (HTTP 404 or no such file).
     async fn fetch(&self, path: &str) -> anyhow::Result<Option<Vec<u8>>> {
         if let Some(dir) = &self.local {
-            // One read of the known size straight into the buffer: a large products file is
-            // not copied again chunk by chunk as the streaming source would.
             simplestreams_core::check_safe_path(path)?;
             let file = dir.join(path);
-            return match tokio::fs::read(&file).await {
+            return match tokio::task::spawn_blocking(move || read_local(&file)).await? {
                 Ok(bytes) => Ok(Some(bytes)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(anyhow::anyhow!("{}: {e}", file.display())),
+                Err((_, e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err((file, e)) => Err(anyhow::anyhow!("{}: {e}", file.display())),
             };
         }
         match self.source.get(path, GetOptions::default()).await {
@@ -185,6 +183,41 @@ impl MetadataReader {
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// Reads a whole local file into one buffer of its size: a large products file is not copied
+/// again chunk by chunk as the streaming source would, and its two halves are read at once on
+/// two threads (the kernel's copy and the first touch of each page of the buffer are most of
+/// the reading).
+fn read_local(file: &Path) -> Result<Vec<u8>, (PathBuf, std::io::Error)> {
+    use std::os::unix::fs::FileExt as _;
+    const LARGE: u64 = 4 << 20;
+    let fail = |e| (file.to_path_buf(), e);
+    let opened = std::fs::File::open(file).map_err(fail)?;
+    let len = opened.metadata().map_err(fail)?.len();
+    let Ok(size) = usize::try_from(len) else {
+        return std::fs::read(file).map_err(fail);
+    };
+    if len < LARGE || std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        return std::fs::read(file).map_err(fail);
+    }
+    let mut bytes = vec![0u8; size];
+    let (first, second) = bytes.split_at_mut(size / 2);
+    let offset = first.len() as u64;
+    let halves = std::thread::scope(|scope| {
+        let other = scope.spawn(|| opened.read_exact_at(second, offset));
+        let mine = opened.read_exact_at(first, 0);
+        mine.and(
+            other
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the reading thread panicked"))),
+        )
+    });
+    match halves {
+        Ok(()) => Ok(bytes),
+        // The file shrank meanwhile (a writer at work): read it again, whole, the plain way.
+        Err(_) => std::fs::read(file).map_err(fail),
     }
 }
 
