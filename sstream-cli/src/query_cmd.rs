@@ -112,9 +112,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
 /// The query's fast reading of a products file: large files on two threads when there is a
 /// second core (the same result, sooner).
 fn parse_view(bytes: &[u8]) -> Option<ProductsView<'_>> {
-    const LARGE: usize = 4 << 20;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if bytes.len() >= LARGE && cores > 1 {
+    if crate::source::worth_two_threads(bytes.len()) {
         ProductsView::parse_on_two_threads(bytes)
     } else {
         ProductsView::parse(bytes)

@@ -160,10 +160,11 @@ impl MetadataReader {
         if let Some(dir) = &self.local {
             simplestreams_core::check_safe_path(path)?;
             let file = dir.join(path);
-            return match tokio::task::spawn_blocking(move || read_local(&file)).await? {
+            let reading = file.clone();
+            return match tokio::task::spawn_blocking(move || read_local(&reading)).await? {
                 Ok(bytes) => Ok(Some(bytes)),
-                Err((_, e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err((file, e)) => Err(anyhow::anyhow!("{}: {e}", file.display())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(anyhow::anyhow!("{}: {e}", file.display())),
             };
         }
         match self.source.get(path, GetOptions::default()).await {
@@ -190,18 +191,14 @@ impl MetadataReader {
 /// again chunk by chunk as the streaming source would, and its two halves are read at once on
 /// two threads (the kernel's copy and the first touch of each page of the buffer are most of
 /// the reading).
-fn read_local(file: &Path) -> Result<Vec<u8>, (PathBuf, std::io::Error)> {
+fn read_local(file: &Path) -> std::io::Result<Vec<u8>> {
     use std::os::unix::fs::FileExt as _;
-    const LARGE: u64 = 4 << 20;
-    let fail = |e| (file.to_path_buf(), e);
-    let opened = std::fs::File::open(file).map_err(fail)?;
-    let len = opened.metadata().map_err(fail)?.len();
-    let Ok(size) = usize::try_from(len) else {
-        return std::fs::read(file).map_err(fail);
+    let opened = std::fs::File::open(file)?;
+    let len = opened.metadata()?.len();
+    let size = match usize::try_from(len) {
+        Ok(size) if worth_two_threads(size) => size,
+        _ => return std::fs::read(file),
     };
-    if len < LARGE || std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
-        return std::fs::read(file).map_err(fail);
-    }
     let mut bytes = vec![0u8; size];
     let (first, second) = bytes.split_at_mut(size / 2);
     let offset = first.len() as u64;
@@ -217,8 +214,15 @@ fn read_local(file: &Path) -> Result<Vec<u8>, (PathBuf, std::io::Error)> {
     match halves {
         Ok(()) => Ok(bytes),
         // The file shrank meanwhile (a writer at work): read it again, whole, the plain way.
-        Err(_) => std::fs::read(file).map_err(fail),
+        Err(_) => std::fs::read(file),
     }
+}
+
+/// Whether reading (and parsing) `len` bytes of metadata on two threads pays for the second
+/// thread: large products files, on a machine with a second core.
+pub fn worth_two_threads(len: usize) -> bool {
+    const LARGE: usize = 4 << 20;
+    len >= LARGE && std::thread::available_parallelism().map_or(1, |n| n.get()) > 1
 }
 
 fn log_verified(name: &str, signer: &openpgp::SignerInfo) {

@@ -126,7 +126,7 @@ impl<'a> ProductsView<'a> {
         let mut at_version: Vec<Resolved<'_>> = vec![None; filters.len()];
         // (version name, version, range of `chosen`) for the versions that keep an item.
         let mut passing: Vec<(&str, &Node, Range<usize>)> = Vec::new();
-        let mut chosen: Vec<usize> = Vec::new();
+        let mut chosen: Vec<&Node> = Vec::new();
         for product in &self.products {
             let pname = self.text(product.name);
             let pfields = Self::fields_of(&self.product_fields, product);
@@ -153,8 +153,7 @@ impl<'a> ProductsView<'a> {
                     };
                 }
                 let from = chosen.len();
-                let first_item = version.children.start as usize;
-                for (ii, item) in Self::children(&self.items, version).iter().enumerate() {
+                for item in Self::children(&self.items, version) {
                     let ifields = Self::fields_of(&self.item_fields, item);
                     let pass = filters.iter().zip(&at_version).all(|(flt, above)| {
                         let value = if flt.key() == "item_name" {
@@ -165,7 +164,7 @@ impl<'a> ProductsView<'a> {
                         flt.matches_value(value.unwrap_or(""))
                     });
                     if pass {
-                        chosen.push(first_item + ii);
+                        chosen.push(item);
                     }
                 }
                 if chosen.len() > from {
@@ -175,10 +174,8 @@ impl<'a> ProductsView<'a> {
             passing.sort_by(|a, b| version_cmp(b.0, a.0));
             passing.truncate(max.unwrap_or(usize::MAX));
             for (_, version, run) in &passing {
-                for &i in &chosen[run.clone()] {
-                    if let Some(item) = self.items.get(i) {
-                        self.emit(product, version, item, &mut f);
-                    }
+                for item in &chosen[run.clone()] {
+                    self.emit(product, version, item, &mut f);
                 }
             }
         }
