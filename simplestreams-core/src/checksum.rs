@@ -55,6 +55,22 @@ impl Expected {
             .collect()
     }
 
+    /// The size and the digest of `kind` only: one part of a verification split by kind, so
+    /// that each kind can be hashed on a thread of its own.
+    pub fn only(&self, kind: ChecksumKind) -> Expected {
+        let mut part = Expected {
+            size: self.size,
+            ..Expected::default()
+        };
+        let digest = self.digest(kind).map(str::to_string);
+        match kind {
+            ChecksumKind::Md5 => part.md5 = digest,
+            ChecksumKind::Sha256 => part.sha256 = digest,
+            ChecksumKind::Sha512 => part.sha512 = digest,
+        }
+        part
+    }
+
     /// Refuses an item that could not be verified: no size, or no checksum at all.
     pub fn require_verifiable(&self, item: &str) -> Result<()> {
         if self.size.is_none() {
@@ -255,6 +271,28 @@ mod tests {
             v.update(chunk)?;
         }
         v.finish()
+    }
+
+    #[test]
+    fn a_part_by_kind_keeps_the_size_and_that_digest_only() {
+        let md5 = all().only(ChecksumKind::Md5);
+        assert_eq!(md5.kinds(), vec![ChecksumKind::Md5]);
+        assert_eq!((md5.size, md5.md5.as_deref()), (Some(5), Some(HELLO_MD5)));
+        let sha512 = all().only(ChecksumKind::Sha512);
+        assert_eq!(sha512.kinds(), vec![ChecksumKind::Sha512]);
+        assert!(matches!(
+            run(sha512, b"jello"),
+            Err(Error::Checksum {
+                kind: ChecksumKind::Sha512,
+                ..
+            })
+        ));
+        let none = Expected {
+            md5: None,
+            ..all()
+        }
+        .only(ChecksumKind::Md5);
+        assert!(none.kinds().is_empty(), "a kind not given stays absent");
     }
 
     #[test]

@@ -15,9 +15,11 @@ use crate::target::{NewItem, Target};
 /// Wraps `body` so that every byte goes through the verifier; the stream ends with an error if
 /// the size or any checksum of `expected` fails, so that the target never publishes it.
 ///
-/// Hashing runs on a blocking thread fed through a channel (chunks are reference-counted, not
+/// Hashing runs on blocking threads fed through channels (chunks are reference-counted, not
 /// copied), so that receiving, hashing and writing overlap: one core hashes while another
-/// receives. The end of the stream waits for the hasher's verdict.
+/// receives. When the item gives several checksums (Ubuntu gives md5 and sha256), each kind gets
+/// a thread of its own: hashed one after the other they would cost the sum, MD5 alone being
+/// about 2 s per GiB. The end of the stream waits for every hasher's verdict.
 pub(crate) fn verifying(
     body: ByteStream,
     item: &NewItem,
@@ -26,20 +28,15 @@ pub(crate) fn verifying(
     progress: Arc<dyn Progress>,
 ) -> ByteStream {
     let small = expected.size.is_some_and(|n| n <= INLINE_HASH_MAX);
-    let mut verifier = StreamVerifier::new(item.key.to_string(), expected);
+    let name = item.key.to_string();
     if small {
+        let verifier = StreamVerifier::new(name, expected);
         return verifying_inline(body, verifier, item, url, progress);
     }
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(2);
-    let hasher = tokio::task::spawn_blocking(move || {
-        while let Some(batch) = rx.blocking_recv() {
-            for chunk in batch {
-                verifier.update(&chunk)?;
-            }
-        }
-        verifier.finish()
-    });
-    let name = item.key.to_string();
+    let hashers = hasher_parts(&expected)
+        .into_iter()
+        .map(|part| Hasher::start(StreamVerifier::new(name.clone(), part)))
+        .collect();
     let fail = move |e: simplestreams_core::Error| Error::Verify {
         item: name.clone(),
         url: url.clone(),
@@ -47,15 +44,17 @@ pub(crate) fn verifying(
     };
     let state = Verifying {
         body,
-        tx: Some(tx),
+        hashers,
+        open: true,
         batch: Vec::new(),
         batched: 0,
-        hasher: Some(hasher),
         fail: Box::new(fail),
         progress,
     };
     stream::unfold(state, |mut st| async move {
-        let tx = st.tx.as_ref()?;
+        if !st.open {
+            return None;
+        }
         match st.body.next().await {
             Some(Ok(chunk)) => {
                 st.batched += chunk.len();
@@ -63,8 +62,8 @@ pub(crate) fn verifying(
                 if st.batched >= HASH_BATCH {
                     let batch = std::mem::take(&mut st.batch);
                     st.batched = 0;
-                    if tx.send(batch).await.is_err() {
-                        // The hasher stopped early: too many bytes. Its verdict says so.
+                    if !st.send(batch).await {
+                        // A hasher stopped early: too many bytes. Its verdict says so.
                         let err = st.verdict().await.err()?;
                         return Some((Err(err), st));
                     }
@@ -73,7 +72,8 @@ pub(crate) fn verifying(
                 Some((Ok(chunk), st))
             }
             Some(Err(e)) => {
-                st.tx = None;
+                st.open = false;
+                st.hashers.clear();
                 Some((Err(e), st))
             }
             None => match st.verdict().await {
@@ -83,6 +83,38 @@ pub(crate) fn verifying(
         }
     })
     .boxed()
+}
+
+/// How the checks of `expected` are shared out among hashing threads: one per checksum kind when
+/// there are several and more than one core to run them, else all on one.
+fn hasher_parts(expected: &Expected) -> Vec<Expected> {
+    let kinds = expected.kinds();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if kinds.len() < 2 || cores < 2 {
+        return vec![expected.clone()];
+    }
+    kinds.into_iter().map(|k| expected.only(k)).collect()
+}
+
+/// One hashing thread and the channel that feeds it.
+struct Hasher {
+    tx: tokio::sync::mpsc::Sender<Vec<Bytes>>,
+    done: tokio::task::JoinHandle<simplestreams_core::Result<simplestreams_core::Digests>>,
+}
+
+impl Hasher {
+    fn start(mut verifier: StreamVerifier) -> Hasher {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(2);
+        let done = tokio::task::spawn_blocking(move || {
+            while let Some(batch) = rx.blocking_recv() {
+                for chunk in batch {
+                    verifier.update(&chunk)?;
+                }
+            }
+            verifier.finish()
+        });
+        Hasher { tx, done }
+    }
 }
 
 /// Items up to this size are hashed as they arrive, on the task that receives them: a thread
@@ -140,31 +172,70 @@ const HASH_BATCH: usize = 1 << 20;
 
 struct Verifying {
     body: ByteStream,
-    tx: Option<tokio::sync::mpsc::Sender<Vec<Bytes>>>,
+    hashers: Vec<Hasher>,
+    /// False once the stream has ended (with or without an error).
+    open: bool,
     batch: Vec<Bytes>,
     batched: usize,
-    hasher:
-        Option<tokio::task::JoinHandle<simplestreams_core::Result<simplestreams_core::Digests>>>,
     fail: Fail,
     progress: Arc<dyn Progress>,
 }
 
 impl Verifying {
-    /// Closes the hasher's input and waits for its result; the stream ends after this.
-    async fn verdict(&mut self) -> Result<()> {
-        if let Some(tx) = self.tx.take() {
-            let rest = std::mem::take(&mut self.batch);
-            // A send error means the hasher already has a verdict.
-            let _ = tx.send(rest).await;
-        }
-        let Some(hasher) = self.hasher.take() else {
-            return Ok(());
+    /// Hands `batch` to every hasher; false when one of them has already stopped.
+    async fn send(&mut self, batch: Vec<Bytes>) -> bool {
+        let Some((last, others)) = self.hashers.split_last() else {
+            return true;
         };
-        match hasher.await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err((self.fail)(e)),
-            Err(e) => Err(Error::Aborted(format!("hashing task failed: {e}"))),
+        for hasher in others {
+            if hasher.tx.send(batch.clone()).await.is_err() {
+                return false;
+            }
         }
+        last.tx.send(batch).await.is_ok()
+    }
+
+    /// Closes the hashers' input and waits for their results; the stream ends after this. When
+    /// several checks fail, the error is the one a single verifier would give: the size first,
+    /// then the strongest checksum.
+    async fn verdict(&mut self) -> Result<()> {
+        self.open = false;
+        let rest = std::mem::take(&mut self.batch);
+        // A send error means that hasher already has a verdict.
+        let _ = self.send(rest).await;
+        let mut worst: Option<simplestreams_core::Error> = None;
+        for hasher in std::mem::take(&mut self.hashers) {
+            drop(hasher.tx);
+            match hasher.done.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    if worst.as_ref().is_none_or(|w| severity(&e) > severity(w)) {
+                        worst = Some(e);
+                    }
+                }
+                Err(e) => return Err(Error::Aborted(format!("hashing task failed: {e}"))),
+            }
+        }
+        match worst {
+            None => Ok(()),
+            Some(e) => Err((self.fail)(e)),
+        }
+    }
+}
+
+/// Which failure of one item to report when several hashers fail: a wrong size explains every
+/// checksum failing, and a stronger checksum is the more telling one.
+fn severity(e: &simplestreams_core::Error) -> usize {
+    match e {
+        simplestreams_core::Error::Size { .. } => ChecksumKind::ALL.len() + 1,
+        simplestreams_core::Error::Checksum { kind, .. } => {
+            ChecksumKind::ALL
+                .iter()
+                .position(|k| k == kind)
+                .unwrap_or(0)
+                + 1
+        }
+        _ => 0,
     }
 }
 
@@ -320,16 +391,25 @@ mod tests {
     }
 
     fn good() -> Expected {
+        Expected {
+            sha512: None,
+            ..expected_of(DATA)
+        }
+    }
+
+    /// The size and every checksum of `data`.
+    fn expected_of(data: &[u8]) -> Expected {
         let mut v = StreamVerifier::new("", Expected::default())
             .also_compute(ChecksumKind::Md5)
-            .also_compute(ChecksumKind::Sha256);
-        v.update(DATA).expect("no expectation to fail");
+            .also_compute(ChecksumKind::Sha256)
+            .also_compute(ChecksumKind::Sha512);
+        v.update(data).expect("no expectation to fail");
         let d = v.finish().expect("digests");
         Expected {
             size: Some(d.size),
             md5: d.md5,
             sha256: d.sha256,
-            sha512: None,
+            sha512: d.sha512,
         }
     }
 
@@ -353,6 +433,11 @@ mod tests {
         };
         let r = fetch_item(&source, &target, &item(expected), Arc::new(NoProgress)).await;
         (r, dir.path().join("images/disk1.img").is_file())
+    }
+
+    fn failed_on_size(r: &Result<Fetch>) -> bool {
+        matches!(r, Err(Error::Verify { source, .. })
+            if matches!(**source, simplestreams_core::Error::Size { .. }))
     }
 
     fn failed_kind(r: &Result<Fetch>) -> Option<ChecksumKind> {
@@ -399,11 +484,69 @@ mod tests {
 
         let longer = [DATA, b"!"].concat();
         let (r, present) = fetch(&longer, good(), &[ChecksumKind::Md5]).await;
-        assert!(
-            matches!(&r, Err(Error::Verify { source, .. })
-                if matches!(**source, simplestreams_core::Error::Size { .. })),
-            "{r:?}"
-        );
+        assert!(failed_on_size(&r), "{r:?}");
         assert!(!present, "the size is always the engine's");
+    }
+
+    /// An item big enough to be hashed on threads, in several batches, one thread per kind.
+    fn big() -> Vec<u8> {
+        (0..3 * HASH_BATCH + 12345)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_big_item_with_every_checksum_is_verified_by_each_and_the_right_failure_named() {
+        let data = big();
+        let all = expected_of(&data);
+        assert_eq!(
+            hasher_parts(&all).len(),
+            cores_parts(3),
+            "one hasher per kind"
+        );
+
+        let (r, present) = fetch(&data, all.clone(), &[]).await;
+        assert_eq!(r.ok(), Some(Fetch::Downloaded(data.len() as u64)));
+        assert!(present);
+
+        for kind in ChecksumKind::ALL {
+            let mut wrong = all.clone();
+            match kind {
+                ChecksumKind::Md5 => wrong.md5 = Some("0".repeat(32)),
+                ChecksumKind::Sha256 => wrong.sha256 = Some("0".repeat(64)),
+                ChecksumKind::Sha512 => wrong.sha512 = Some("0".repeat(128)),
+            }
+            let (r, present) = fetch(&data, wrong, &[]).await;
+            assert_eq!(failed_kind(&r), Some(kind), "{r:?}");
+            assert!(!present, "a bad {kind:?} leaves no file");
+        }
+
+        // Two wrong: the stronger is named, as a single verifier would.
+        let two_wrong = Expected {
+            md5: Some("0".repeat(32)),
+            sha256: Some("0".repeat(64)),
+            ..all.clone()
+        };
+        let (r, _) = fetch(&data, two_wrong, &[]).await;
+        assert_eq!(failed_kind(&r), Some(ChecksumKind::Sha256), "{r:?}");
+
+        // One byte more, or one less: the size is named, not the checksums it breaks.
+        let longer = [&data[..], b"!"].concat();
+        let (r, present) = fetch(&longer, all.clone(), &[]).await;
+        assert!(failed_on_size(&r), "{r:?}");
+        assert!(!present);
+        let (r, present) = fetch(&data[..data.len() - 1], all, &[]).await;
+        assert!(failed_on_size(&r), "{r:?}");
+        assert!(!present);
+    }
+
+    /// How many hashers an item giving `kinds` checksums gets on this machine.
+    fn cores_parts(kinds: usize) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cores < 2 {
+            1
+        } else {
+            kinds
+        }
     }
 }
