@@ -287,11 +287,7 @@ mod tests {
                 ..
             })
         ));
-        let none = Expected {
-            md5: None,
-            ..all()
-        }
-        .only(ChecksumKind::Md5);
+        let none = Expected { md5: None, ..all() }.only(ChecksumKind::Md5);
         assert!(none.kinds().is_empty(), "a kind not given stays absent");
     }
 
