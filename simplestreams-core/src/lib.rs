@@ -62,7 +62,7 @@ pub use plan::{plan_versions, sorted_versions, version_cmp, PlanLimits, VersionP
 pub use products::{parse_size, Item, Product, Products, Version, PRODUCTS_FORMAT};
 pub use python::write_python_json_string;
 pub use safe_path::check_safe_path;
-pub use select::{select, Selected};
+pub use select::{select, select_ids, Selected};
 pub use tree::{python_float_repr, scalar_string, Map};
 pub use view::ProductsView;
 

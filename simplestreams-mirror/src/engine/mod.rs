@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use simplestreams_core::openpgp::SigningKey;
 use simplestreams_core::{Document, FilterSet, PlanLimits, Products, PRODUCTS_FORMAT};
@@ -188,14 +189,14 @@ impl Mirror {
         self.options.entry.ends_with(".sjson")
     }
 
-    async fn read_metadata(&self, state: &State, path: &str) -> Result<(Fetched, Vec<u8>)> {
+    async fn read_metadata(&self, state: &State, path: &str) -> Result<(Fetched, Bytes)> {
         let conditional = self.options.metadata == MetadataMode::Verbatim;
         let fetched = fetch(&*self.source, &*self.target, state, path, conditional).await?;
         let url = self.source.url(path);
         let json = self
             .options
             .signatures
-            .open(&url, &fetched.raw, self.signed_stream())?;
+            .open_shared(&url, &fetched.raw, self.signed_stream())?;
         Ok((fetched, json))
     }
 
@@ -204,7 +205,7 @@ impl Mirror {
         state: &State,
         content_id: Option<&str>,
         path: &str,
-        pre: Option<(Fetched, Vec<u8>)>,
+        pre: Option<(Fetched, Bytes)>,
     ) -> Result<ProductsPlan> {
         let (fetched, json) = match pre {
             Some(p) => p,

@@ -1,11 +1,12 @@
 //! Planning one products file: which versions to add and remove, as the items they hold.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use indexmap::IndexMap;
 use simplestreams_core::{
-    flatten, parse_size, plan_versions, select, Expected, FilterSet, FlatItem, ItemId, PlanLimits,
-    Products,
+    flatten, parse_size, plan_versions, scalar_string, select_ids, Expected, FilterSet, ItemId,
+    PlanLimits, Products,
 };
 
 use super::metadata::Fetched;
@@ -27,16 +28,15 @@ pub(crate) struct ProductsPlan {
     pub after: ContentState,
 }
 
-fn expected_of(flat: &FlatItem<'_>) -> Expected {
+/// Size and checksums of an item, given how to look up its effective fields.
+fn expected_of(lookup: impl Fn(&str) -> Option<String>) -> Expected {
     let get = |k: &str| {
-        flat.get(k)
+        lookup(k)
             .filter(|s| !s.is_empty())
             .map(|s| s.to_ascii_lowercase())
     };
     Expected {
-        size: flat
-            .get("size")
-            .and_then(|s| parse_size(&serde_json::Value::String(s.to_string())).ok()),
+        size: lookup("size").and_then(|s| parse_size(&serde_json::Value::String(s)).ok()),
         md5: get("md5"),
         sha256: get("sha256"),
         sha512: get("sha512"),
@@ -59,17 +59,17 @@ pub(crate) fn plan_products(
     let empty = BTreeMap::new();
     let held_items = held.map(|c| &c.items).unwrap_or(&empty);
 
-    // Source versions passing the filters, per product, in file order; and their items.
-    let chosen = select(&products, filters, None);
-    let mut by_product: IndexMap<&str, IndexMap<&str, Vec<&simplestreams_core::Selected<'_>>>> =
-        IndexMap::new();
-    for sel in &chosen {
+    // Source versions passing the filters, per product, in file order; and their items. Only
+    // which items: their fields are flattened again, one item at a time, when one is added.
+    let chosen = select_ids(&products, filters, None);
+    let mut by_product: IndexMap<&str, IndexMap<&str, Vec<ItemId<'_>>>> = IndexMap::new();
+    for id in chosen {
         by_product
-            .entry(sel.id.product)
+            .entry(id.product)
             .or_default()
-            .entry(sel.id.version)
+            .entry(id.version)
             .or_default()
-            .push(sel);
+            .push(id);
     }
     // Only products with items passing the filters are planned: a product held but absent from
     // the filtered source is left as it is (the reference does the same; deleting it would
@@ -117,23 +117,29 @@ pub(crate) fn plan_products(
             else {
                 continue;
             };
-            for sel in sels {
-                let id = ItemId {
-                    product: sel.id.product,
-                    version: sel.id.version,
-                    item: sel.id.item,
-                };
-                let fields = flatten(&products, id, false)
+            for &id in sels {
+                let fields: IndexMap<String, String> = flatten(&products, id, false)
                     .map(|f| {
                         f.into_iter()
                             .map(|(k, v)| (k.to_string(), v.into_owned()))
                             .collect()
                     })
                     .unwrap_or_default();
+                // The item's effective value of a field: from the levels below the top as
+                // flattened, else from the top level (what `flatten(.., true)` would give).
+                let lookup = |k: &str| {
+                    fields.get(k).cloned().or_else(|| {
+                        products
+                            .fields
+                            .get(k)
+                            .and_then(scalar_string)
+                            .map(Cow::into_owned)
+                    })
+                };
                 let new = NewItem {
-                    key: key(product, version, sel.id.item),
-                    path: sel.flat.get("path").map(|p| p.to_string()),
-                    expected: expected_of(&sel.flat),
+                    key: key(product, version, id.item),
+                    path: lookup("path"),
+                    expected: expected_of(lookup),
                     fields,
                 };
                 after
@@ -142,7 +148,7 @@ pub(crate) fn plan_products(
                     .or_default()
                     .entry(version.clone())
                     .or_default()
-                    .insert(sel.id.item.to_string(), new.held());
+                    .insert(id.item.to_string(), new.held());
                 add.push(new);
             }
         }
@@ -185,4 +191,65 @@ pub(crate) fn kept_paths(plans: &[ProductsPlan]) -> HashMap<String, HeldItem> {
         }
     }
     kept
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn fetched() -> Fetched {
+        Fetched {
+            raw: Bytes::new(),
+            validators: Default::default(),
+            not_modified: false,
+        }
+    }
+
+    #[test]
+    fn an_added_item_takes_path_size_and_checksums_from_whichever_level_gives_them() {
+        let doc = r#"{"format": "products:1.0", "content_id": "c", "md5": "AA", "sha512": "top",
+          "products": {"p": {"arch": "amd64", "md5": "bb", "versions": {
+            "1": {"size": "42", "items": {"disk": {"path": "p/1/disk.img", "sha256": "CC"},
+                                          "root": {"path": "p/1/root.tar", "md5": "dd", "size": 7}}}}}}}"#;
+        let products = Products::from_slice(doc.as_bytes(), "p.json").expect("products");
+        let plan = plan_products(
+            None,
+            "streams/v1/p.json",
+            fetched(),
+            products,
+            None,
+            &FilterSet::parse(&["arch=amd64"]).expect("filters"),
+            PlanLimits::default(),
+        )
+        .expect("plan");
+        let by_item: HashMap<&str, &NewItem> =
+            plan.add.iter().map(|n| (n.key.item.as_str(), n)).collect();
+
+        let disk = by_item["disk"];
+        assert_eq!(disk.path.as_deref(), Some("p/1/disk.img"));
+        assert_eq!(
+            disk.expected,
+            Expected {
+                size: Some(42),
+                md5: Some("bb".into()),
+                sha256: Some("cc".into()),
+                sha512: Some("top".into()),
+            },
+            "size from the version, md5 from the product over the top, sha512 from the top"
+        );
+        let root = by_item["root"];
+        assert_eq!(root.path.as_deref(), Some("p/1/root.tar"));
+        assert_eq!(
+            (root.expected.size, root.expected.md5.as_deref()),
+            (Some(7), Some("dd"))
+        );
+
+        // The fields a target describes an item with leave the top level out.
+        assert_eq!(disk.fields.get("size").map(String::as_str), Some("42"));
+        assert_eq!(disk.fields.get("md5").map(String::as_str), Some("bb"));
+        assert!(!disk.fields.contains_key("sha512") && !disk.fields.contains_key("content_id"));
+        assert_eq!(plan.after.items["p"]["1"].len(), 2);
+    }
 }
