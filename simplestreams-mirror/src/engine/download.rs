@@ -37,12 +37,14 @@ pub(crate) fn verifying(
         .into_iter()
         .map(|part| Hasher::start(StreamVerifier::new(name.clone(), part)))
         .collect();
+    let item_name = name.clone();
     let fail = move |e: simplestreams_core::Error| Error::Verify {
         item: name.clone(),
         url: url.clone(),
         source: Box::new(e),
     };
     let state = Verifying {
+        name: item_name,
         body,
         hashers,
         open: true,
@@ -63,8 +65,15 @@ pub(crate) fn verifying(
                     let batch = std::mem::take(&mut st.batch);
                     st.batched = 0;
                     if !st.send(batch).await {
-                        // A hasher stopped early: too many bytes. Its verdict says so.
-                        let err = st.verdict().await.err()?;
+                        // A hasher stopped early: too many bytes. Its verdict says so; the
+                        // stream must fail either way, or the target would publish a part.
+                        let err = match st.verdict().await {
+                            Err(e) => e,
+                            Ok(()) => Error::Aborted(format!(
+                                "{}: hashing stopped before the end of the item",
+                                st.name
+                            )),
+                        };
                         return Some((Err(err), st));
                     }
                 }
@@ -171,6 +180,8 @@ type Fail = Box<dyn Fn(simplestreams_core::Error) -> Error + Send + Sync>;
 const HASH_BATCH: usize = 1 << 20;
 
 struct Verifying {
+    /// The item, for errors.
+    name: String,
     body: ByteStream,
     hashers: Vec<Hasher>,
     /// False once the stream has ended (with or without an error).
