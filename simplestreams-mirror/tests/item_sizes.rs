@@ -1,13 +1,14 @@
 //! Verification does not depend on an item's size: small items are hashed as they arrive, large
-//! ones on a thread of their own in batches, and both catch every kind of bad content. Files on
-//! disk on both sides, so that large items arrive in many chunks.
+//! ones on a thread of their own in batches (one thread per checksum kind when the item gives
+//! md5 and sha256, as Ubuntu's do), and both catch every kind of bad content. Files on disk on
+//! both sides, so that large items arrive in many chunks.
 
 mod common;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use common::sha256_hex;
+use common::{md5_hex, sha256_hex};
 use serde_json::json;
 use simplestreams_mirror::{
     LocalStore, Mirror, Report, StoreExt, StoreSource, StoreTarget, SyncOptions,
@@ -21,13 +22,21 @@ fn good_content(size: usize) -> Vec<u8> {
     (0..size).map(|i| (i * 7 + i / 251) as u8).collect()
 }
 
-/// Mirrors one item described by `good` but served as `served`, into a fresh directory.
-async fn mirror_one(good: &[u8], served: Vec<u8>) -> (Report, tempfile::TempDir) {
+/// Mirrors one item described by `good` (its size and sha256, and `md5` when given) but served
+/// as `served`, into a fresh directory.
+async fn mirror_one(
+    good: &[u8],
+    md5: Option<String>,
+    served: Vec<u8>,
+) -> (Report, tempfile::TempDir) {
     let up = tempfile::tempdir().unwrap();
     let source = LocalStore::new(up.path());
+    let mut item = json!({"path": "files/a.img", "size": good.len(), "sha256": sha256_hex(good)});
+    if let Some(md5) = md5 {
+        item["md5"] = json!(md5);
+    }
     let doc = json!({"format": "products:1.0", "content_id": "c1", "products": {"p": {"versions":
-        {"1": {"items": {"a": {"path": "files/a.img", "size": good.len(),
-        "sha256": sha256_hex(good)}}}}}}});
+        {"1": {"items": {"a": item}}}}}});
     source
         .put_bytes(
             "streams/v1/c1.json",
@@ -76,13 +85,15 @@ fn files(dir: &Path) -> Vec<String> {
 async fn good_items_of_every_size_arrive_whole() {
     for size in SIZES {
         let good = good_content(size);
-        let (report, out) = mirror_one(&good, good.clone()).await;
-        assert!(report.is_success(), "{size} bytes: {:?}", report.errors);
-        assert_eq!(report.bytes, size as u64);
-        assert!(
-            std::fs::read(out.path().join("files/a.img")).unwrap() == good,
-            "{size} bytes: content differs"
-        );
+        for md5 in [None, Some(md5_hex(&good))] {
+            let (report, out) = mirror_one(&good, md5, good.clone()).await;
+            assert!(report.is_success(), "{size} bytes: {:?}", report.errors);
+            assert_eq!(report.bytes, size as u64);
+            assert!(
+                std::fs::read(out.path().join("files/a.img")).unwrap() == good,
+                "{size} bytes: content differs"
+            );
+        }
     }
 }
 
@@ -92,17 +103,48 @@ async fn bad_items_of_every_size_are_refused_and_leave_nothing() {
         let good = good_content(size);
         let mut flipped = good.clone();
         flipped[size - 1] ^= 1;
+        let md5 = Some(md5_hex(&good));
         let cases = [
             (
                 "one byte more",
+                None,
                 [good.as_slice(), b"!"].concat(),
                 "size mismatch",
             ),
-            ("one byte less", good[..size - 1].to_vec(), "size mismatch"),
-            ("last byte changed", flipped, "sha256 mismatch"),
+            (
+                "one byte less",
+                None,
+                good[..size - 1].to_vec(),
+                "size mismatch",
+            ),
+            (
+                "last byte changed",
+                None,
+                flipped.clone(),
+                "sha256 mismatch",
+            ),
+            // With md5 as well: the size, then the strongest checksum, is the one named.
+            (
+                "one byte more, md5 given",
+                md5.clone(),
+                [good.as_slice(), b"!"].concat(),
+                "size mismatch",
+            ),
+            (
+                "last byte changed, md5 given",
+                md5.clone(),
+                flipped,
+                "sha256 mismatch",
+            ),
+            (
+                "a wrong md5 in the metadata",
+                Some(md5_hex(b"something else")),
+                good.clone(),
+                "md5 mismatch",
+            ),
         ];
-        for (what, served, message) in cases {
-            let (report, out) = mirror_one(&good, served).await;
+        for (what, md5, served, message) in cases {
+            let (report, out) = mirror_one(&good, md5, served).await;
             let errors: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
             assert!(
                 errors.len() == 1
