@@ -98,11 +98,16 @@ pub(crate) fn verifying(
 /// there are several and more than one core to run them, else all on one.
 fn hasher_parts(expected: &Expected) -> Vec<Expected> {
     let kinds = expected.kinds();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if kinds.len() < 2 || cores < 2 {
+    if kinds.len() < 2 || cores() < 2 {
         return vec![expected.clone()];
     }
     kinds.into_iter().map(|k| expected.only(k)).collect()
+}
+
+/// The cores this process may use, asked once: the answer reads cgroup files on Linux.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// One hashing thread and the channel that feeds it.
@@ -553,8 +558,7 @@ mod tests {
 
     /// How many hashers an item giving `kinds` checksums gets on this machine.
     fn cores_parts(kinds: usize) -> usize {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if cores < 2 {
+        if cores() < 2 {
             1
         } else {
             kinds
