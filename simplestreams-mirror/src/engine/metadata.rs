@@ -1,5 +1,6 @@
 //! Reading metadata files: conditional fetches, and the signature policy (SPEC §6).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -34,11 +35,30 @@ impl Default for SignaturePolicy {
 impl SignaturePolicy {
     /// The JSON inside a metadata file, checking its signature as the policy says.
     pub fn open(&self, file: &str, raw: &[u8], signed_stream: bool) -> Result<Vec<u8>> {
+        self.payload(file, raw, signed_stream).map(Cow::into_owned)
+    }
+
+    /// [`SignaturePolicy::open`] without copying: an unsigned file read as unsigned is its own
+    /// JSON, shared rather than copied (a products file of 60,000 items is 26 MB).
+    pub(crate) fn open_shared(
+        &self,
+        file: &str,
+        raw: &Bytes,
+        signed_stream: bool,
+    ) -> Result<Bytes> {
+        Ok(match self.payload(file, raw, signed_stream)? {
+            Cow::Borrowed(_) => raw.clone(),
+            Cow::Owned(json) => Bytes::from(json),
+        })
+    }
+
+    /// The policy itself: borrowed when the file is its own payload (unsigned, read as such).
+    fn payload<'r>(&self, file: &str, raw: &'r [u8], signed_stream: bool) -> Result<Cow<'r, [u8]>> {
         let is_signed = openpgp::is_clearsigned(raw);
         if !signed_stream {
             return match is_signed {
-                true => Ok(openpgp::strip_clearsigned(raw, file)?),
-                false => Ok(raw.to_vec()),
+                true => Ok(Cow::Owned(openpgp::strip_clearsigned(raw, file)?)),
+                false => Ok(Cow::Borrowed(raw)),
             };
         }
         if !is_signed {
@@ -50,7 +70,7 @@ impl SignaturePolicy {
             .into());
         }
         if !self.verify {
-            return Ok(openpgp::strip_clearsigned(raw, file)?);
+            return Ok(Cow::Owned(openpgp::strip_clearsigned(raw, file)?));
         }
         let Some(keyring) = &self.keyring else {
             return Err(simplestreams_core::Error::Signature {
@@ -72,21 +92,7 @@ impl SignaturePolicy {
             signer.fingerprint,
             signer.user_id()
         );
-        Ok(verified.payload)
-    }
-
-    /// [`SignaturePolicy::open`] without copying: an unsigned file read as unsigned is its own
-    /// JSON, shared rather than copied (a products file of 60,000 items is 26 MB).
-    pub(crate) fn open_shared(
-        &self,
-        file: &str,
-        raw: &Bytes,
-        signed_stream: bool,
-    ) -> Result<Bytes> {
-        if !signed_stream && !openpgp::is_clearsigned(raw) {
-            return Ok(raw.clone());
-        }
-        self.open(file, raw, signed_stream).map(Bytes::from)
+        Ok(Cow::Owned(verified.payload))
     }
 }
 
