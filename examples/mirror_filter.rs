@@ -16,7 +16,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use simplestreams_core::{FilterSet, PlanLimits};
 use simplestreams_mirror::{
-    open_source, split_entry, HttpConfig, LocalStore, Mirror, StoreTarget, SyncOptions,
+    open_source, split_entry, HttpOptions, LocalStore, Mirror, StoreTarget, SyncOptions,
 };
 
 #[tokio::main]
@@ -39,7 +39,7 @@ async fn main() -> anyhow::Result<()> {
         jobs: 4,
         ..SyncOptions::default()
     };
-    let source = open_source(&root, &HttpConfig::default())?;
+    let source = open_source(&root, &HttpOptions::default())?;
     let target = Arc::new(StoreTarget::new(Arc::new(LocalStore::new(&output))));
 
     let mirror = Mirror::new(source, target, options);

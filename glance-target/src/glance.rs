@@ -11,8 +11,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::openstack::http::{self, encode_segment, Request};
-use crate::openstack::{Error, Result, Session};
+use openstack_client::{encode_segment, json as read_json, Error, Request, Result, Session};
 
 /// The content type Glance wants for PATCH.
 const JSON_PATCH: &str = "application/openstack-images-v2.1-json-patch";
@@ -334,7 +333,7 @@ impl GlanceClient {
             .session
             .send(Request::new(Method::POST, &url).json(&body))
             .await?;
-        http::json(&Method::POST, &url, resp).await
+        read_json(&Method::POST, &url, resp).await
     }
 
     /// Uploads the image data from a stream of chunks, without buffering it: the bytes go to
@@ -414,7 +413,7 @@ impl GlanceClient {
         }
         let url = format!("{}/info/import", self.base);
         let resp = self.session.send(Request::new(Method::GET, &url)).await?;
-        let info: Info = http::json(&Method::GET, &url, resp).await?;
+        let info: Info = read_json(&Method::GET, &url, resp).await?;
         Ok(info.methods.value)
     }
 
@@ -422,7 +421,7 @@ impl GlanceClient {
     pub async fn get(&self, id: &str) -> Result<Image> {
         let url = self.image_url(id);
         let resp = self.session.send(Request::new(Method::GET, &url)).await?;
-        http::json(&Method::GET, &url, resp).await
+        read_json(&Method::GET, &url, resp).await
     }
 
     /// Applies JSON-patch operations to the image's attributes; returns the updated image.
@@ -433,7 +432,7 @@ impl GlanceClient {
         // only if the first try did not get through; it is not retried.
         let req = Request::new(Method::PATCH, &url).bytes(JSON_PATCH, body);
         let resp = self.session.send(req).await?;
-        http::json(&Method::PATCH, &url, resp).await
+        read_json(&Method::PATCH, &url, resp).await
     }
 
     /// Deletes the image.
@@ -466,7 +465,8 @@ impl GlanceClient {
             .map_err(move |source| Error::Transport {
                 method: "GET".into(),
                 url: url.clone(),
-                source,
+                attempts: 1,
+                source: source.without_url(),
             })
             .boxed();
         Ok(Download {
@@ -482,7 +482,7 @@ impl GlanceClient {
         let mut next = Some(self.first_page_url(query));
         while let Some(url) = next.take() {
             let resp = self.session.send(Request::new(Method::GET, &url)).await?;
-            let page: ImagePage = http::json(&Method::GET, &url, resp).await?;
+            let page: ImagePage = read_json(&Method::GET, &url, resp).await?;
             let done = page.images.is_empty();
             out.extend(page.images);
             // Glance's `next` is a path of its own; keep our endpoint (it may sit behind a
@@ -586,8 +586,8 @@ mod tests {
 
     #[test]
     fn endpoint_gets_v2_once() {
-        let session =
-            Session::new(crate::CloudConfig::token("http://k:5000", "t")).expect("session");
+        let session = Session::new(openstack_client::CloudConfig::token("http://k:5000", "t"))
+            .expect("session");
         for e in [
             "http://g:9292",
             "http://g:9292/",
@@ -603,8 +603,8 @@ mod tests {
 
     #[tokio::test]
     async fn list_follows_next_links_on_our_own_endpoint() {
-        use crate::openstack::mock_server::{MockServer, Reply};
-        let m = MockServer::start().await;
+        use simplestreams_testutil::http_server::{Reply, TestServer};
+        let m = TestServer::builder().start();
         let page = |ids: &[&str], next: Option<&str>| {
             let images: Vec<_> = ids
                 .iter()
@@ -616,7 +616,7 @@ mod tests {
             }
             Reply::new(200, body.to_string())
         };
-        m.script(
+        m.route(
             "GET /prefix/v2/images",
             vec![
                 page(
@@ -626,16 +626,16 @@ mod tests {
                 page(&["c"], None),
             ],
         );
-        let session =
-            Session::new(crate::CloudConfig::token("http://k:5000", "t")).expect("session");
-        let g = GlanceClient::with_endpoint(&session, &format!("{}/prefix", m.url));
+        let session = Session::new(openstack_client::CloudConfig::token("http://k:5000", "t"))
+            .expect("session");
+        let g = GlanceClient::with_endpoint(&session, &m.url_for("prefix"));
         let all = g
             .list(&ListQuery::new().filter("os_version", "24.04").page_size(2))
             .await
             .expect("list");
         let ids: Vec<_> = all.iter().map(|i| i.id.as_str()).collect();
         assert_eq!(ids, ["a", "b", "c"]);
-        let paths: Vec<_> = m.seen().into_iter().map(|s| s.path).collect();
+        let paths: Vec<_> = m.requests().into_iter().map(|s| s.target).collect();
         assert_eq!(
             paths,
             [
@@ -647,8 +647,8 @@ mod tests {
 
     #[test]
     fn list_url_carries_filters_page_size_and_sort() {
-        let session =
-            Session::new(crate::CloudConfig::token("http://k:5000", "t")).expect("session");
+        let session = Session::new(openstack_client::CloudConfig::token("http://k:5000", "t"))
+            .expect("session");
         let g = GlanceClient::with_endpoint(&session, "http://g/image");
         let q = ListQuery::new()
             .filter("os_version", "24.04")

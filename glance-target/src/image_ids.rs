@@ -1,18 +1,17 @@
 //! The output stream: an `image-ids` products file describing the images a cloud holds, and
 //! its entry in an index, as Juju reads them (SPEC §8). Built from the images themselves once
-//! per run, condensed with the image-ids sticky keys, and written atomically.
+//! per run, condensed with the image-ids sticky keys, and published by the engine's
+//! [`Publisher`] into any store (a directory, Swift, S3), signed when it has a key.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 use simplestreams_core::{
     condense, CondenseTop, Index, IndexEntry, Item, Product, Products, Version, IMAGE_IDS_STICKY,
 };
+use simplestreams_mirror::Publisher;
 
 use crate::glance::Image;
-use crate::openstack::{Error, Result};
 use crate::properties::{hypervisor_type, virt_type};
 
 /// Where the images are and whose they are: what every item of the stream says about the cloud.
@@ -139,66 +138,83 @@ pub fn index_entry(doc: &Products, cloud: &CloudInfo, updated: &str) -> IndexEnt
     e
 }
 
-/// Writes the stream of `images` under `dir` (`streams/v1/<content_id>.json`, then
-/// `streams/v1/index.json` with this content id's entry added or replaced, other entries
-/// kept). Each file is written to a temporary name and renamed into place.
-pub fn write_image_ids(dir: &Path, images: &[Image], cloud: &CloudInfo) -> Result<()> {
+/// The index path of an image-ids stream.
+pub const INDEX_PATH: &str = "streams/v1/index.json";
+
+/// Publishes the stream of `images` with `publisher`: `streams/v1/<content_id>.json`, then
+/// the index with this content id's entry added or replaced (other entries kept). When the
+/// images are the same as what is published, nothing is written, not even a new `updated`:
+/// a no-op sync stays a no-op for the stream's readers too. Returns whether anything was
+/// written.
+pub async fn publish_image_ids(
+    publisher: &Publisher,
+    images: &[Image],
+    cloud: &CloudInfo,
+) -> simplestreams_mirror::Result<bool> {
+    let path = products_path(&cloud.content_id);
     let updated = timestamp();
     let doc = image_ids_products(images, cloud, &updated);
-    let ppath = dir.join(products_path(&cloud.content_id));
-    write_atomic(&ppath, &doc.to_vec_pretty())?;
-
-    let ipath = dir.join("streams/v1/index.json");
-    let mut index = match std::fs::read(&ipath) {
-        Ok(bytes) => match Index::from_slice(&bytes, &ipath.display().to_string()) {
+    let index_url = format!("{}/{INDEX_PATH}", publisher.store());
+    let mut index = match publisher.read_json(INDEX_PATH).await? {
+        Some(bytes) => match Index::from_slice(&bytes, &index_url) {
             Ok(i) => i,
             Err(e) => {
                 tracing::warn!("{e}; writing a new index");
                 Index::new()
             }
         },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Index::new(),
-        Err(source) => {
-            return Err(Error::Io {
-                path: ipath,
-                source,
-            })
-        }
+        None => Index::new(),
     };
+    let published = publisher.read_json(&path).await?;
+    let same = published
+        .as_deref()
+        .and_then(|b| Products::from_slice(b, &path).ok())
+        .is_some_and(|old| same_but_updated(&old, &doc))
+        && index
+            .index
+            .get(&cloud.content_id)
+            .is_some_and(|e| same_entry(e, &index_entry(&doc, cloud, &updated)));
+    if same {
+        return Ok(false);
+    }
+    publisher.document(&path, &doc.to_vec_pretty()).await?;
     index.fields.insert("updated".into(), json!(updated));
     index
         .index
         .insert(cloud.content_id.clone(), index_entry(&doc, cloud, &updated));
-    write_atomic(&ipath, &index.to_vec_pretty())
+    publisher
+        .document(INDEX_PATH, &index.to_vec_pretty())
+        .await?;
+    Ok(true)
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| Error::Io { path, source }
+/// Whether two image-ids documents say the same, apart from when they were written (compared
+/// as JSON values: a parsed document remembers where its keys stood, a built one does not).
+fn same_but_updated(a: &Products, b: &Products) -> bool {
+    let strip = |p: &Products| {
+        let mut v = serde_json::to_value(p).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.shift_remove("updated");
+        }
+        v
     };
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io(parent))?;
-    }
-    let mut tmp = PathBuf::from(path);
-    tmp.set_file_name(format!(
-        ".{}.tmp-{}",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io(path))
+    strip(a) == strip(b)
+}
+
+fn same_entry(a: &IndexEntry, b: &IndexEntry) -> bool {
+    let strip = |e: &IndexEntry| {
+        let mut e = e.clone();
+        e.fields.shift_remove("updated");
+        e
+    };
+    strip(a) == strip(b)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use simplestreams_core::{flatten, ItemId};
+    use simplestreams_mirror::LocalStore;
 
     fn image(id: &str, product: &str, version: &str, item: &str, arch: &str) -> Image {
         let meta = format!(
@@ -272,8 +288,8 @@ mod tests {
         assert_eq!(doc.item_count(), 0);
     }
 
-    #[test]
-    fn writing_keeps_other_index_entries_and_replaces_ours() {
+    #[tokio::test]
+    async fn writing_keeps_other_index_entries_and_replaces_ours() {
         let dir = tempfile::tempdir().expect("tempdir");
         let index_path = dir.path().join("streams/v1/index.json");
         std::fs::create_dir_all(index_path.parent().expect("parent")).expect("mkdir");
@@ -285,7 +301,18 @@ mod tests {
         )
         .expect("write");
         let images = [image("a", "p:amd64", "1", "disk1.img", "amd64")];
-        write_image_ids(dir.path(), &images, &cloud()).expect("write");
+        let publisher = Publisher::new(std::sync::Arc::new(LocalStore::new(dir.path())));
+        assert!(publish_image_ids(&publisher, &images, &cloud())
+            .await
+            .expect("write"));
+        let index_bytes = std::fs::read(&index_path).expect("read");
+        assert!(
+            !publish_image_ids(&publisher, &images, &cloud())
+                .await
+                .expect("again"),
+            "the same images: nothing written"
+        );
+        assert_eq!(std::fs::read(&index_path).expect("read"), index_bytes);
 
         let index =
             Index::from_slice(&std::fs::read(&index_path).expect("read"), "index").expect("index");
@@ -308,7 +335,7 @@ mod tests {
         let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("streams/v1"))
             .expect("ls")
             .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+            .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
             .collect();
         assert!(leftovers.is_empty(), "no temporary files left");
     }

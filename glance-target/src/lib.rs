@@ -14,11 +14,12 @@
 //!   (nothing is buffered or written to disk), update properties with JSON patch
 //!   ([`PatchOp`]), list with filters across pages ([`ListQuery`]), get, download, delete, and
 //!   the import flow (stage, then [`ImportMethod::GlanceDirect`]).
-//! - [`Error`]: one typed error; service answers map to `Unauthorized` (401), `Forbidden`
-//!   (403), `NotFound` (404), `Conflict` (409), `TooLarge` (413) and `Server` (5xx), each with
-//!   the method and URL of the request and the service's message.
+//! - [`Error`]: `openstack-client`'s typed error; service answers map to `Unauthorized` (401),
+//!   `Forbidden` (403), `NotFound` (404), `Conflict` (409), `TooLarge` (413) and `Server` (5xx),
+//!   each with the method and URL of the request and the service's message.
 //!
-//! The shared part lives in [`openstack`]; `swift-target` builds its Swift client on it.
+//! Sessions, the catalog and the HTTP layer come from the `openstack-client` crate (re-exported
+//! here for convenience); `swift-target` builds its Swift client on the same crate.
 //!
 //! ```no_run
 //! use bytes::Bytes;
@@ -52,15 +53,16 @@ mod glance;
 pub mod image_ids;
 mod latest;
 mod modify_hook;
-pub mod openstack;
 pub mod properties;
+mod sync;
 mod target;
 mod upload;
 
 pub use glance::{Download, GlanceClient, Image, ImportMethod, ListQuery, NewImage, PatchOp};
 pub use latest::latest_changes;
-pub use openstack::{
+pub use openstack_client::{
     AuthType, Catalog, CatalogService, ClientOptions, CloudConfig, Endpoint, Error, Interface,
     Result, Session, Token,
 };
-pub use target::{EventSink, GlanceEvent, GlanceTarget, GlanceTargetOptions};
+pub use sync::{content_id_for, GlanceSync, GlanceSyncOptions, ImageIdsOutput, RegionOutcome};
+pub use target::{default_state_dir, EventSink, GlanceEvent, GlanceTarget, GlanceTargetOptions};

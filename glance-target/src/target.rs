@@ -5,23 +5,22 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use simplestreams_core::{ChecksumKind, Expected};
 use simplestreams_mirror::{
-    ByteStream, ContentState, Error as MirrorError, HeldItem, ItemKey, LocalStore, NewItem, State,
-    Store, StoreLock, Target,
+    ByteStream, ContentState, Error as MirrorError, HeldItem, ItemKey, LocalStore, NewItem,
+    Publisher, PutOptions, State, Store, StoreExt, StoreLock, Target,
 };
 
 use crate::glance::{GlanceClient, Image, ListQuery, PatchOp};
-use crate::image_ids::{write_image_ids, CloudInfo};
+use crate::image_ids::{publish_image_ids, CloudInfo};
 use crate::latest::latest_changes;
 use crate::modify_hook::run_modify_hook;
-use crate::openstack::Error;
 use crate::properties::ImageSettings;
+use openstack_client::Error;
 
 /// Statuses an image of ours can only have while a sync uploads it; met when we hold the lock,
 /// they are leftovers of a sync that crashed or was killed.
@@ -67,8 +66,10 @@ pub struct GlanceTargetOptions {
     /// `--modify-hook`: a command (split on spaces) run on a temporary copy of each image
     /// before upload, with the item's fields and `IMAGE_PATH` in its environment.
     pub modify_hook: Option<Vec<String>>,
-    /// Directory of the lock file that keeps two syncs of one content id apart.
-    pub lock_dir: PathBuf,
+    /// Where the sync keeps what Glance cannot hold for it: the lock that keeps two syncs of
+    /// one content id apart, and the newest `updated` seen of each source file (rollback
+    /// protection). Default: [`default_state_dir`].
+    pub state_dir: PathBuf,
     /// Receives what was done.
     pub events: EventSink,
 }
@@ -79,7 +80,7 @@ impl Default for GlanceTargetOptions {
             settings: ImageSettings::default(),
             visibility: "public".into(),
             modify_hook: None,
-            lock_dir: std::env::temp_dir().join("sstream-mirror-glance"),
+            state_dir: default_state_dir(),
             events: Arc::new(|_| {}),
         }
     }
@@ -91,10 +92,30 @@ impl fmt::Debug for GlanceTargetOptions {
             .field("settings", &self.settings)
             .field("visibility", &self.visibility)
             .field("modify_hook", &self.modify_hook)
-            .field("lock_dir", &self.lock_dir)
+            .field("state_dir", &self.state_dir)
             .finish_non_exhaustive()
     }
 }
+
+/// `$XDG_STATE_HOME/simplestreams-rs/glance`, else `~/.local/state/simplestreams-rs/glance`,
+/// else (no home) a directory in the system's temporary directory.
+pub fn default_state_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/state"))
+        })
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("simplestreams-rs/glance")
+}
+
+/// The property an image carries from its creation until what Glance stored was checked
+/// against the stream: an image that still has it was never verified (the check failed to run,
+/// the sync was killed), and is checked again, or replaced, before it is held.
+pub(crate) const UNVERIFIED: &str = "simplestreams_unverified";
 
 /// The images of one project in one Glance that carry one content id: a mirror target.
 ///
@@ -121,28 +142,12 @@ impl fmt::Display for GlanceTarget {
     }
 }
 
-/// Converts an OpenStack error for the engine, keeping the URL and status.
+/// Converts an OpenStack error for the engine: a 404 is the engine's "not found", anything
+/// else stays the typed OpenStack error (method, URL, status, the service's message, causes).
 pub(crate) fn to_mirror(e: Error) -> MirrorError {
-    let message = e.to_string();
-    let status = e.status();
     match e {
         Error::NotFound { url, .. } => MirrorError::NotFound { location: url },
-        Error::Unauthorized { url, .. }
-        | Error::Forbidden { url, .. }
-        | Error::Conflict { url, .. }
-        | Error::TooLarge { url, .. }
-        | Error::Server { url, .. }
-        | Error::Status { url, .. } => MirrorError::Http {
-            url,
-            status: status.unwrap_or(0),
-            message,
-        },
-        Error::Transport { url, .. } => MirrorError::Transport { url, message },
-        Error::Io { path, source } => MirrorError::Io { path, source },
-        other => MirrorError::Location {
-            location: "OpenStack".into(),
-            message: other.to_string(),
-        },
+        other => MirrorError::Service(Box::new(other)),
     }
 }
 
@@ -194,22 +199,45 @@ impl GlanceTarget {
         Ok(ours)
     }
 
-    /// Our active images with all identity properties set: what the target holds.
+    /// Our active, verified images with all identity properties set: what the target holds.
     pub async fn held_images(&self) -> Result<Vec<Image>, Error> {
         Ok(self
             .our_images()
             .await?
             .into_iter()
             .filter(|i| i.status == "active" && identity(i).is_some())
+            .filter(|i| i.property(UNVERIFIED).is_none())
             .collect())
     }
 
-    /// Deletes our images left unfinished (`queued`, `saving`, …) by an interrupted sync.
-    /// Called with the lock held, so that no sync of ours can be uploading them.
+    /// Deletes our images left unfinished (`queued`, `saving`, …) by an interrupted sync, and
+    /// settles those left unverified: kept when what Glance stored matches the size and md5
+    /// the stream gave, deleted otherwise (the next sync uploads them again). Called with the
+    /// lock held, so that no sync of ours can be uploading them. Returns how many were deleted.
     pub async fn clean_up_unfinished(&self) -> Result<usize, Error> {
         let mut n = 0;
         for image in self.our_images().await? {
-            if !UNFINISHED.contains(&image.status.as_str()) || identity(&image).is_none() {
+            if identity(&image).is_none() {
+                continue;
+            }
+            let unfinished = UNFINISHED.contains(&image.status.as_str());
+            if !unfinished && image.property(UNVERIFIED).is_some() {
+                if matches_its_stream(&image) {
+                    tracing::info!(
+                        "{}: left unverified by an earlier sync; it checks out",
+                        image.id
+                    );
+                    self.glance
+                        .update(&image.id, &[PatchOp::remove(UNVERIFIED)])
+                        .await?;
+                    continue;
+                }
+                tracing::warn!(
+                    "{}: left unverified by an earlier sync, and its size or md5 differs from \
+                     the stream's (or the stream gives no md5): deleting it",
+                    image.id
+                );
+            } else if !unfinished {
                 continue;
             }
             match self.glance.delete(&image.id).await {
@@ -228,13 +256,22 @@ impl GlanceTarget {
 
     /// What a sync does once the engine is done: with `set_latest`, leaves `latest=true` on
     /// exactly one image of ours per os_version + architecture (the newest version); with
-    /// `output`, writes the image-ids stream of what the cloud now holds, once.
+    /// `output`, publishes the image-ids stream of what the cloud now holds, once.
     pub async fn finish(
         &self,
         set_latest: bool,
-        output: Option<(&Path, &CloudInfo)>,
-    ) -> Result<(), Error> {
-        let mut images = self.held_images().await?;
+        output: Option<(&Publisher, &CloudInfo)>,
+    ) -> Result<(), MirrorError> {
+        self.finish_latest(set_latest).await.map_err(to_mirror)?;
+        if let Some((publisher, cloud)) = output {
+            let images = self.held_images().await.map_err(to_mirror)?;
+            publish_image_ids(publisher, &images, cloud).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish_latest(&self, set_latest: bool) -> Result<(), Error> {
+        let images = self.held_images().await?;
         if set_latest {
             for (id, on) in latest_changes(&images) {
                 let op = if on {
@@ -242,17 +279,31 @@ impl GlanceTarget {
                 } else {
                     PatchOp::remove("latest")
                 };
-                let updated = self.glance.update(&id, &[op]).await?;
-                if let Some(slot) = images.iter_mut().find(|i| i.id == id) {
-                    *slot = updated;
-                }
+                self.glance.update(&id, &[op]).await?;
             }
-        }
-        if let Some((dir, cloud)) = output {
-            write_image_ids(dir, &images, cloud)?;
         }
         Ok(())
     }
+}
+
+/// Whether Glance's size and md5 of an image are those its stream gave (its
+/// `simplestreams_metadata`); `false` when the stream gave no md5 to compare with.
+fn matches_its_stream(image: &Image) -> bool {
+    let meta: serde_json::Map<String, serde_json::Value> = image
+        .property("simplestreams_metadata")
+        .and_then(|m| serde_json::from_str(m).ok())
+        .unwrap_or_default();
+    let text = |k: &str| match meta.get(k) {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    let size_ok = text("size").and_then(|s| s.parse::<u64>().ok()) == image.size;
+    let md5_ok = match (text("md5"), &image.checksum) {
+        (Some(want), Some(got)) => want.eq_ignore_ascii_case(got),
+        _ => false,
+    };
+    size_ok && md5_ok
 }
 
 /// `(source_content_id, product, version, item)` of an image, when all are set.
@@ -266,12 +317,10 @@ pub(crate) fn identity(i: &Image) -> Option<(&str, &str, &str, &str)> {
     ))
 }
 
-#[async_trait]
-impl Target for GlanceTarget {
-    /// A local lock per Glance endpoint and content id; once held, whatever of ours is still
-    /// unfinished was left by an interrupted sync and is deleted.
-    async fn lock(&self) -> Result<StoreLock, MirrorError> {
-        let name: String = format!("{}-{}", self.glance.base_url(), self.content_id())
+impl GlanceTarget {
+    /// This target's name in the state directory: the endpoint and content id, made safe.
+    fn state_name(&self) -> String {
+        format!("{}-{}", self.glance.base_url(), self.content_id())
             .chars()
             .map(|c| {
                 if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
@@ -280,9 +329,26 @@ impl Target for GlanceTarget {
                     '_'
                 }
             })
-            .collect();
-        let lock = LocalStore::new(&self.options.lock_dir)
-            .lock(&format!("{name}.lock"))
+            .collect()
+    }
+
+    fn state_store(&self) -> LocalStore {
+        LocalStore::new(&self.options.state_dir)
+    }
+
+    fn seen_file(&self) -> String {
+        format!("{}.seen.json", self.state_name())
+    }
+}
+
+#[async_trait]
+impl Target for GlanceTarget {
+    /// A local lock per Glance endpoint and content id; once held, whatever of ours is still
+    /// unfinished or unverified was left by an interrupted sync and is settled.
+    async fn lock(&self) -> Result<StoreLock, MirrorError> {
+        let lock = self
+            .state_store()
+            .lock(&format!("{}.lock", self.state_name()))
             .await?;
         self.clean_up_unfinished().await.map_err(to_mirror)?;
         Ok(lock)
@@ -290,6 +356,19 @@ impl Target for GlanceTarget {
 
     async fn load_state(&self) -> Result<State, MirrorError> {
         let mut state = State::default();
+        // The dates seen of the source's files live beside the lock; the rest is in Glance.
+        match self.state_store().get_bytes(&self.seen_file()).await {
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(seen) => state.seen = seen,
+                Err(e) => tracing::warn!(
+                    "{}/{}: unreadable ({e}); rollback protection starts afresh",
+                    self.options.state_dir.display(),
+                    self.seen_file()
+                ),
+            },
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
         let mut seen: HashMap<(String, String, String, String), String> = HashMap::new();
         let mut images = self.held_images().await.map_err(to_mirror)?;
         images.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
@@ -332,8 +411,20 @@ impl Target for GlanceTarget {
         Ok(state)
     }
 
-    /// Glance is the state: nothing to save.
-    async fn save_state(&self, _state: &State) -> Result<(), MirrorError> {
+    /// Glance is the state of the items; only the dates seen of the source's files are saved,
+    /// beside the lock.
+    async fn save_state(&self, state: &State) -> Result<(), MirrorError> {
+        let bytes = serde_json::to_vec_pretty(&state.seen).map_err(|e| MirrorError::State {
+            path: self.seen_file(),
+            message: e.to_string(),
+        })?;
+        self.state_store()
+            .put(
+                &self.seen_file(),
+                simplestreams_mirror::byte_stream(bytes),
+                PutOptions { durable: true },
+            )
+            .await?;
         Ok(())
     }
 
@@ -391,6 +482,13 @@ impl Target for GlanceTarget {
         }
     }
 
+    /// An upload cut short leaves an image `queued` or `saving`: deleted now, not by the next
+    /// sync.
+    async fn interrupted(&self) -> Result<(), MirrorError> {
+        self.clean_up_unfinished().await.map_err(to_mirror)?;
+        Ok(())
+    }
+
     async fn remove_item(&self, _key: &ItemKey, held: &HeldItem) -> Result<(), MirrorError> {
         let Some(id) = &held.id else {
             return Ok(());
@@ -409,19 +507,5 @@ impl Target for GlanceTarget {
             Ok(()) | Err(Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(to_mirror(e)),
         }
-    }
-
-    /// The source's metadata is not published into Glance (the image-ids stream is written by
-    /// [`GlanceTarget::finish`]).
-    async fn read_published(&self, _path: &str) -> Result<Option<Bytes>, MirrorError> {
-        Ok(None)
-    }
-
-    async fn publish_products(&self, _path: &str, _bytes: Bytes) -> Result<(), MirrorError> {
-        Ok(())
-    }
-
-    async fn publish_index(&self, _path: &str, _bytes: Bytes) -> Result<(), MirrorError> {
-        Ok(())
     }
 }

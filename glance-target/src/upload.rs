@@ -7,11 +7,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use simplestreams_core::{ChecksumKind, Digests, Expected, StreamVerifier};
+use simplestreams_mirror::hashing::{Batcher, HashingThread};
 use simplestreams_mirror::{ByteStream, Error as MirrorError, NewItem};
 
-use crate::glance::{Image, ImportMethod, NewImage};
+use crate::glance::{Image, ImportMethod, NewImage, PatchOp};
 use crate::properties::{disk_format, glance_properties, image_name};
-use crate::target::{to_mirror, GlanceTarget};
+use crate::target::{to_mirror, GlanceTarget, UNVERIFIED};
 
 impl GlanceTarget {
     fn new_image(&self, item: &NewItem) -> NewImage {
@@ -23,8 +24,10 @@ impl GlanceTarget {
         )
         .with_visibility(self.options.visibility.clone());
         // The properties go on at creation (the reference adds them after the upload): an
-        // image cut short by a crash is then recognisably ours, and cleaned up next run.
+        // image cut short by a crash is then recognisably ours, and cleaned up next run. It is
+        // marked unverified until what Glance stored has been checked.
         image.properties = glance_properties(&item.fields, &item.key.content_id, s);
+        image.properties.insert(UNVERIFIED.into(), "true".into());
         image
     }
 
@@ -98,7 +101,10 @@ impl GlanceTarget {
                 }
             })?;
         }
-        Ok(found)
+        self.glance
+            .update(id, &[PatchOp::remove(UNVERIFIED)])
+            .await
+            .map_err(to_mirror)
     }
 
     /// Sends the image data: uploaded, or staged then imported (`--image-import-conversion`).
@@ -187,57 +193,35 @@ struct Tracker {
     failed: Option<String>,
 }
 
-/// Bytes handed to the md5 thread at a time: few wake-ups, little memory held.
-const HASH_BATCH: usize = 1 << 20;
-
-/// Our own md5 of the bytes sent, computed on a blocking thread fed through a channel (the
-/// chunks are reference-counted, not copied), so that hashing overlaps with sending instead of
-/// delaying each chunk on the thread that feeds the HTTP body.
+/// Our own md5 of the bytes sent, on a [`HashingThread`], so that hashing overlaps with
+/// sending instead of delaying each chunk on the thread that feeds the HTTP body.
 struct Md5Thread {
-    tx: tokio::sync::mpsc::Sender<Vec<Bytes>>,
-    batch: Vec<Bytes>,
-    batched: usize,
-    task: tokio::task::JoinHandle<simplestreams_core::Result<Digests>>,
+    thread: HashingThread,
+    batcher: Batcher,
 }
 
 impl Md5Thread {
     fn start() -> Md5Thread {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(4);
-        let task = tokio::task::spawn_blocking(move || {
-            let mut v =
-                StreamVerifier::new("", Expected::default()).also_compute(ChecksumKind::Md5);
-            while let Some(batch) = rx.blocking_recv() {
-                for chunk in batch {
-                    v.update(&chunk)?;
-                }
-            }
-            v.finish()
-        });
+        let v = StreamVerifier::new("", Expected::default()).also_compute(ChecksumKind::Md5);
         Md5Thread {
-            tx,
-            batch: Vec::new(),
-            batched: 0,
-            task,
+            thread: HashingThread::start(v),
+            batcher: Batcher::default(),
         }
     }
 
     async fn push(&mut self, chunk: Bytes) {
-        self.batched += chunk.len();
-        self.batch.push(chunk);
-        if self.batched >= HASH_BATCH {
-            self.batched = 0;
-            // A send error means the thread is gone; `finish` reports why.
-            let _ = self.tx.send(std::mem::take(&mut self.batch)).await;
+        if let Some(batch) = self.batcher.push(chunk) {
+            // A failed send means the thread is gone; `finish` reports why.
+            let _ = self.thread.send(batch).await;
         }
     }
 
-    async fn finish(self) -> Result<Digests, String> {
-        let _ = self.tx.send(self.batch).await;
-        drop(self.tx);
-        match self.task.await {
+    async fn finish(mut self) -> Result<Digests, String> {
+        let _ = self.thread.send(self.batcher.take()).await;
+        match self.thread.finish().await {
             Ok(Ok(d)) => Ok(d),
             Ok(Err(e)) => Err(format!("md5 of the bytes sent: {e}")),
-            Err(e) => Err(format!("md5 of the bytes sent: hashing task failed: {e}")),
+            Err(e) => Err(format!("md5 of the bytes sent: {e}")),
         }
     }
 }
@@ -315,6 +299,7 @@ fn tracked(body: ByteStream, md5: bool, tracker: Arc<Mutex<Tracker>>) -> ByteStr
 mod tests {
     use super::*;
     use serde_json::json;
+    use simplestreams_mirror::hashing::HASH_BATCH;
 
     fn chunks(parts: Vec<Result<&'static [u8], &'static str>>) -> ByteStream {
         stream::iter(parts.into_iter().map(|p| {

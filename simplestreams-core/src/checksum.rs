@@ -89,6 +89,48 @@ impl Expected {
     }
 }
 
+/// Which of an item's checksums a verification covers (the size always is). SPEC §5.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ChecksumPolicy {
+    /// One: SHA-256 when given (the fastest, with SHA-NI), else SHA-512, else MD5 (which alone
+    /// proves little: callers warn). Checking MD5 as well adds no assurance once SHA-256
+    /// matches, and costs more time than the SHA-256 itself.
+    #[default]
+    Strongest,
+    /// Every checksum given (`--all-checksums`).
+    All,
+}
+
+impl Expected {
+    /// The checks `policy` asks for.
+    pub fn checks(&self, policy: ChecksumPolicy) -> Expected {
+        match policy {
+            ChecksumPolicy::All => self.clone(),
+            ChecksumPolicy::Strongest => {
+                let kind = [
+                    ChecksumKind::Sha256,
+                    ChecksumKind::Sha512,
+                    ChecksumKind::Md5,
+                ]
+                .into_iter()
+                .find(|k| self.digest(*k).is_some());
+                match kind {
+                    Some(k) => self.only(k),
+                    None => Expected {
+                        size: self.size,
+                        ..Expected::default()
+                    },
+                }
+            }
+        }
+    }
+
+    /// Whether MD5 is the only checksum given.
+    pub fn md5_only(&self) -> bool {
+        self.md5.is_some() && self.sha256.is_none() && self.sha512.is_none()
+    }
+}
+
 /// Digests computed over a stream.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Digests {
@@ -250,6 +292,37 @@ impl StreamVerifier {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_default_policy_checks_the_size_and_one_checksum() {
+        let all = Expected {
+            size: Some(3),
+            md5: Some("m".into()),
+            sha256: Some("s2".into()),
+            sha512: Some("s5".into()),
+        };
+        let only = |md5: bool, sha256: bool, sha512: bool| Expected {
+            size: Some(3),
+            md5: md5.then(|| "m".into()),
+            sha256: sha256.then(|| "s2".into()),
+            sha512: sha512.then(|| "s5".into()),
+        };
+        assert_eq!(
+            all.checks(ChecksumPolicy::Strongest),
+            only(false, true, false)
+        );
+        assert_eq!(all.checks(ChecksumPolicy::All), all);
+        let no_sha256 = only(true, false, true);
+        assert_eq!(
+            no_sha256.checks(ChecksumPolicy::Strongest),
+            only(false, false, true)
+        );
+        let md5 = only(true, false, false);
+        assert_eq!(md5.checks(ChecksumPolicy::Strongest), md5);
+        assert!(md5.md5_only() && !all.md5_only());
+        let none = only(false, false, false);
+        assert_eq!(none.checks(ChecksumPolicy::Strongest), none);
+    }
+
     use super::*;
 
     const HELLO_MD5: &str = "5d41402abc4b2a76b9719d911017c592";

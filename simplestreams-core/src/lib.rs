@@ -44,10 +44,11 @@ mod products;
 mod python;
 mod safe_path;
 mod select;
+mod stream_files;
 mod tree;
 mod view;
 
-pub use checksum::{Digests, Expected, StreamVerifier};
+pub use checksum::{ChecksumPolicy, Digests, Expected, StreamVerifier};
 pub use condense::{condense, CondenseTop, DOWNLOAD_STICKY, IMAGE_IDS_STICKY};
 pub use error::{ChecksumKind, Error, Result};
 pub use filter::{Filter, FilterOp, FilterSet};
@@ -63,6 +64,10 @@ pub use products::{parse_size, Item, Product, Products, Version, PRODUCTS_FORMAT
 pub use python::write_python_json_string;
 pub use safe_path::check_safe_path;
 pub use select::{select, select_ids, Selected};
+pub use stream_files::{
+    detached_path, index_for, index_of, json_path, sign_document, sjson_path, DocumentTexts,
+    SignedFiles,
+};
 pub use tree::{python_float_repr, scalar_string, Map};
 pub use view::ProductsView;
 

@@ -27,23 +27,56 @@ pub enum Error {
         message: String,
     },
 
-    /// The request never got an answer: connection refused or reset, timeout, TLS failure.
+    /// The request never got an answer, or its body was cut: connection refused or reset,
+    /// timeout, TLS failure. The underlying error, with its causes, is the source.
     #[error("{url}: {message}")]
     Transport {
         /// The URL requested.
         url: String,
-        /// What happened (the underlying error, and the number of attempts).
+        /// What happened (and after how many attempts).
         message: String,
+        /// The cause.
+        #[source]
+        source: Option<BoxError>,
     },
 
+    /// A storage or image service (Glance, Swift, an object store) failed: its own typed
+    /// error, which names the request, with its causes.
+    #[error(transparent)]
+    Service(BoxError),
+
     /// A local file operation failed.
-    #[error("{}: {source}", .path.display())]
+    #[error("{}", .path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// The underlying error.
         #[source]
         source: std::io::Error,
+    },
+
+    /// A source served a metadata file older than one it served before: a rollback, which
+    /// an attacker replaying validly signed old metadata would cause. Nothing was written.
+    #[error(
+        "{url}: updated {got:?} is older than {seen:?}, seen from this source before; \
+             refusing to roll the mirror back (--allow-rollback accepts it)"
+    )]
+    Rollback {
+        /// The file.
+        url: String,
+        /// The newest `updated` seen before.
+        seen: String,
+        /// The `updated` served now.
+        got: String,
+    },
+
+    /// A metadata file is larger than the limit set for metadata.
+    #[error("{location}: larger than the {} MiB allowed for a metadata file (--max-metadata-size)", .limit >> 20)]
+    TooLarge {
+        /// URL or path.
+        location: String,
+        /// The limit, in bytes.
+        limit: u64,
     },
 
     /// A source or target location could not be understood.
@@ -102,11 +135,19 @@ pub enum Error {
         message: String,
     },
 
+    /// The sync was stopped (a signal) before it finished; what it had published stays, what
+    /// was in flight was cleaned up.
+    #[error("interrupted")]
+    Interrupted,
+
     /// The stream of bytes being stored was aborted by its producer (for example a failed
     /// verification); nothing was published.
     #[error("aborted: {0}")]
     Aborted(String),
 }
+
+/// Any error, as a source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 impl From<simplestreams_core::Error> for Error {
     fn from(e: simplestreams_core::Error) -> Error {
@@ -121,6 +162,15 @@ impl Error {
             Error::NotFound { .. } => true,
             Error::Item { source, .. } => source.is_not_found(),
             _ => false,
+        }
+    }
+
+    /// A transport failure of `url`, with its cause.
+    pub fn transport(url: &str, message: impl Into<String>, source: impl Into<BoxError>) -> Error {
+        Error::Transport {
+            url: url.to_string(),
+            message: message.into(),
+            source: Some(source.into()),
         }
     }
 

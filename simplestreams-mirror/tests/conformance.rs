@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use simplestreams_mirror::testkit::TargetCapabilities;
 use simplestreams_mirror::{testkit, InMemory, LocalStore, StoreTarget};
 
 #[tokio::test]
@@ -17,11 +18,19 @@ async fn local_store_conforms() {
 
 #[tokio::test]
 async fn store_target_on_memory_conforms() {
-    testkit::target_conformance(&StoreTarget::new(Arc::new(InMemory::new()))).await;
+    testkit::target_conformance(
+        &StoreTarget::new(Arc::new(InMemory::new())),
+        TargetCapabilities::MIRROR,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn store_target_on_a_directory_conforms() {
     let dir = tempfile::tempdir().unwrap();
-    testkit::target_conformance(&StoreTarget::new(Arc::new(LocalStore::new(dir.path())))).await;
+    testkit::target_conformance(
+        &StoreTarget::new(Arc::new(LocalStore::new(dir.path()))),
+        TargetCapabilities::MIRROR,
+    )
+    .await;
 }

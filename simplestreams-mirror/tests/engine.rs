@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use common::{content, products_doc, put_stream, Op, Recording};
 use serde_json::json;
-use simplestreams_core::{ChecksumKind, PlanLimits};
+use simplestreams_core::{ChecksumKind, ChecksumPolicy, PlanLimits};
 use simplestreams_mirror::{
     Error, InMemory, MetadataMode, Mirror, Store, StoreExt, StoreSource, SyncOptions, Target,
 };
@@ -19,12 +19,14 @@ fn options(max: Option<usize>, metadata: MetadataMode) -> SyncOptions {
     }
 }
 
-fn mirror(upstream: &InMemory, target: Arc<dyn Target>, o: SyncOptions) -> Mirror {
+/// A sync into `target`, publishing into it too.
+fn mirror(upstream: &InMemory, target: Arc<Recording>, o: SyncOptions) -> Mirror {
     Mirror::new(
         Arc::new(StoreSource::new(Arc::new(upstream.clone()))),
-        target,
+        target.clone(),
         o,
     )
+    .publishing_to(target)
 }
 
 fn files(store: &InMemory) -> Vec<String> {
@@ -185,7 +187,8 @@ async fn every_checksum_failure_mode_is_caught() {
             "{what}: its products file is not published"
         );
     }
-    // A single wrong checksum among good ones is named.
+    // With every checksum verified (--all-checksums), a single wrong one among good ones is
+    // named.
     let up = InMemory::new();
     let mut doc = products_doc("c1", &["p"], &["1"]);
     doc["products"]["p"]["versions"]["1"]["items"]["a"]["md5"] = json!("0".repeat(32));
@@ -193,7 +196,10 @@ async fn every_checksum_failure_mode_is_caught() {
     let r = mirror(
         &up,
         Recording::new(InMemory::new()),
-        options(None, MetadataMode::Verbatim),
+        SyncOptions {
+            checksums: ChecksumPolicy::All,
+            ..options(None, MetadataMode::Verbatim)
+        },
     )
     .run()
     .await
@@ -428,7 +434,7 @@ async fn a_second_sync_into_the_same_target_is_refused_while_one_runs() {
     put_stream(&up, &[("c1", products_doc("c1", &["p"], &["1"]))]).await;
     let out = InMemory::new();
     let t = Recording::new(out.clone());
-    let held = t.lock().await.unwrap();
+    let held = Target::lock(&*t).await.unwrap();
     let err = mirror(&up, t.clone(), options(None, MetadataMode::Verbatim))
         .run()
         .await

@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{products_doc, put_stream};
-use simplestreams_mirror::{InMemory, Mirror, StoreExt, StoreSource, StoreTarget, SyncOptions};
+use simplestreams_mirror::{InMemory, Mirror, StoreExt, StoreSource, SyncOptions};
 
 /// The reference `sstream-mirror` reads the path an index entry gives and nothing else: it does
 /// not look for a signed `.sjson` sibling of a `.json` entry (unlike `sstream-query`, which
@@ -22,9 +22,9 @@ async fn a_json_index_entry_is_read_as_named_not_its_sjson_sibling() {
         .unwrap();
 
     let out = InMemory::new();
-    let report = Mirror::new(
+    let report = Mirror::to_store(
         Arc::new(StoreSource::new(Arc::new(up.clone()))),
-        Arc::new(StoreTarget::new(Arc::new(out.clone()))),
+        Arc::new(out.clone()),
         SyncOptions::default(),
     )
     .run()

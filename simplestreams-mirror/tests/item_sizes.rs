@@ -1,6 +1,7 @@
 //! Verification does not depend on an item's size: small items are hashed as they arrive, large
-//! ones on a thread of their own in batches (one thread per checksum kind when the item gives
-//! md5 and sha256, as Ubuntu's do), and both catch every kind of bad content. Files on disk on
+//! ones on a thread of their own in batches (one thread per checksum kind when several are
+//! verified, as `--all-checksums` does on Ubuntu's md5 + sha256), and both catch every kind of
+//! bad content. Files on disk on
 //! both sides, so that large items arrive in many chunks.
 
 mod common;
@@ -10,9 +11,8 @@ use std::sync::Arc;
 
 use common::{md5_hex, sha256_hex};
 use serde_json::json;
-use simplestreams_mirror::{
-    LocalStore, Mirror, Report, StoreExt, StoreSource, StoreTarget, SyncOptions,
-};
+use simplestreams_core::ChecksumPolicy;
+use simplestreams_mirror::{LocalStore, Mirror, Report, StoreExt, StoreSource, SyncOptions};
 
 /// Sizes on either side of the engine's choice (256 KiB), and one over several hashing batches
 /// and past the point where the disk writes of an item start early (8 MiB).
@@ -28,6 +28,16 @@ async fn mirror_one(
     good: &[u8],
     md5: Option<String>,
     served: Vec<u8>,
+) -> (Report, tempfile::TempDir) {
+    mirror_checking(good, md5, served, ChecksumPolicy::Strongest).await
+}
+
+/// [`mirror_one`], verifying the checksums `checks` picks.
+async fn mirror_checking(
+    good: &[u8],
+    md5: Option<String>,
+    served: Vec<u8>,
+    checks: ChecksumPolicy,
 ) -> (Report, tempfile::TempDir) {
     let up = tempfile::tempdir().unwrap();
     let source = LocalStore::new(up.path());
@@ -49,11 +59,12 @@ async fn mirror_one(
         .await
         .unwrap();
     let out = tempfile::tempdir().unwrap();
-    let report = Mirror::new(
+    let report = Mirror::to_store(
         Arc::new(StoreSource::new(Arc::new(source))),
-        Arc::new(StoreTarget::new(Arc::new(LocalStore::new(out.path())))),
+        Arc::new(LocalStore::new(out.path())),
         SyncOptions {
             entry: "streams/v1/c1.json".into(),
+            checksums: checks,
             ..SyncOptions::default()
         },
     )
@@ -97,6 +108,17 @@ async fn good_items_of_every_size_arrive_whole() {
     }
 }
 
+/// SPEC §5: by default the size and one checksum, sha256 when given, are verified; an md5 that
+/// disagrees with a matching sha256 is not looked at (`--all-checksums` does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_sha256_is_verified_and_md5_is_not() {
+    let size = SIZES[2];
+    let good = good_content(size);
+    let (report, out) = mirror_one(&good, Some(md5_hex(b"something else")), good.clone()).await;
+    assert!(report.is_success(), "{:?}", report.errors);
+    assert!(std::fs::read(out.path().join("files/a.img")).unwrap() == good);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_items_of_every_size_are_refused_and_leave_nothing() {
     for size in SIZES {
@@ -104,47 +126,62 @@ async fn bad_items_of_every_size_are_refused_and_leave_nothing() {
         let mut flipped = good.clone();
         flipped[size - 1] ^= 1;
         let md5 = Some(md5_hex(&good));
+        let (one, all) = (ChecksumPolicy::Strongest, ChecksumPolicy::All);
         let cases = [
             (
                 "one byte more",
                 None,
                 [good.as_slice(), b"!"].concat(),
+                one,
                 "size mismatch",
             ),
             (
                 "one byte less",
                 None,
                 good[..size - 1].to_vec(),
+                one,
                 "size mismatch",
             ),
             (
                 "last byte changed",
                 None,
                 flipped.clone(),
+                one,
                 "sha256 mismatch",
             ),
-            // With md5 as well: the size, then the strongest checksum, is the one named.
+            // With md5 as well, every checksum verified: the size, then the strongest
+            // checksum, is the one named.
             (
                 "one byte more, md5 given",
                 md5.clone(),
                 [good.as_slice(), b"!"].concat(),
+                all,
                 "size mismatch",
             ),
             (
                 "last byte changed, md5 given",
                 md5.clone(),
-                flipped,
+                flipped.clone(),
+                all,
                 "sha256 mismatch",
             ),
             (
-                "a wrong md5 in the metadata",
+                "last byte changed, md5 given, default checks",
+                md5.clone(),
+                flipped,
+                one,
+                "sha256 mismatch",
+            ),
+            (
+                "a wrong md5 in the metadata, every checksum verified",
                 Some(md5_hex(b"something else")),
                 good.clone(),
+                all,
                 "md5 mismatch",
             ),
         ];
-        for (what, md5, served, message) in cases {
-            let (report, out) = mirror_one(&good, md5, served).await;
+        for (what, md5, served, checks, message) in cases {
+            let (report, out) = mirror_checking(&good, md5, served, checks).await;
             let errors: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
             assert!(
                 errors.len() == 1

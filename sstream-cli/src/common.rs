@@ -1,41 +1,236 @@
-//! What every command shares: logging set up from `-v`/`--log-file`, and turning a command's
-//! result into an exit code with a plain message.
+//! What every command shares: the flags that mean the same everywhere (logging, signatures,
+//! HTTP timeouts, metadata limits), defined once here and flattened into each command; logging
+//! set up from them; and turning a command's result into an exit code with a plain message.
 
 use std::fs::File;
-use std::io;
-use std::path::Path;
+use std::io::{self, IsTerminal};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use simplestreams_core::openpgp::Keyring;
+use simplestreams_core::ChecksumPolicy;
+use simplestreams_mirror::{
+    load_keyrings, Freshness, HttpOptions, MetadataLimits, RetryConfig, SignaturePolicy,
+};
 use tracing_subscriber::EnvFilter;
 
-/// Sets up logging to stderr or `log_file`: `-v` shows info, `-vv` debug; warnings always.
-/// `RUST_LOG` overrides the level when set.
-pub fn init_logging(verbose: u8, log_file: Option<&Path>) -> anyhow::Result<()> {
-    let level = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
-    let result = match log_file {
-        Some(path) => {
-            let file = File::create(path)
-                .with_context(|| format!("cannot open log file {}", path.display()))?;
-            builder
-                .with_ansi(false)
-                .with_writer(Mutex::new(file))
-                .try_init()
+/// The keyring the reference uses when none is given.
+pub const DEFAULT_KEYRING: &str = "/usr/share/keyrings/ubuntu-cloudimage-keyring.gpg";
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum LogFormat {
+    /// One line per message, for people.
+    #[default]
+    Human,
+    /// One JSON object per message, for journald or a log collector.
+    Json,
+}
+
+/// `-v`, `--log-file`, `--log-format`.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Logging")]
+pub struct LogArgs {
+    /// More output on stderr (-v: info, -vv: debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Write log messages to this file instead of stderr.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub log_file: Option<PathBuf>,
+    /// Log line format.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        default_value_t,
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+impl LogArgs {
+    /// Sets up logging to stderr or the log file: `-v` shows info, `-vv` debug; warnings
+    /// always. `RUST_LOG` overrides the level when set. Colours only on a terminal.
+    pub fn init(&self) -> anyhow::Result<()> {
+        let level = match self.verbose {
+            0 => "warn",
+            1 => "info",
+            _ => "debug",
+        };
+        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_target(false);
+        let json = self.log_format == LogFormat::Json;
+        // A second init (tests running commands in-process) keeps the first subscriber.
+        let _ = match (&self.log_file, json) {
+            (Some(path), _) => {
+                let file = File::create(path)
+                    .with_context(|| format!("cannot open log file {}", path.display()))?;
+                let b = builder.with_ansi(false).with_writer(Mutex::new(file));
+                if json {
+                    b.json().try_init()
+                } else {
+                    b.try_init()
+                }
+            }
+            (None, true) => builder.json().with_writer(io::stderr).try_init(),
+            (None, false) => builder
+                .with_ansi(io::stderr().is_terminal())
+                .with_writer(io::stderr)
+                .without_time()
+                .try_init(),
+        };
+        Ok(())
+    }
+}
+
+/// `--keyring` and `--no-verify`.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Signatures")]
+pub struct VerifyArgs {
+    /// OpenPGP keyring (binary or armored) to verify signed metadata with. Repeatable. With a
+    /// .json entry, signed .sjson siblings are then read first.
+    #[arg(long, value_name = "KEYRING")]
+    pub keyring: Vec<PathBuf>,
+    /// Do not check signatures of signed metadata.
+    #[arg(short = 'U', long = "no-verify")]
+    pub no_verify: bool,
+}
+
+impl VerifyArgs {
+    /// The signature policy for a stream entered at `entry`, as the reference decides it (a
+    /// `.sjson` entry is verified, against `--keyring` or else the default keyring).
+    pub fn policy(&self, entry: &str) -> anyhow::Result<SignaturePolicy> {
+        SignaturePolicy::for_entry(entry, !self.no_verify, !self.keyring.is_empty(), || {
+            self.keyring()
+        })
+    }
+
+    /// The keyrings given, or the default one.
+    pub fn keyring(&self) -> anyhow::Result<Keyring> {
+        let default = [PathBuf::from(DEFAULT_KEYRING)];
+        let paths = if self.keyring.is_empty() {
+            &default[..]
+        } else {
+            &self.keyring[..]
+        };
+        load_keyrings(paths).with_context(|| {
+            format!(
+                "cannot read keyring {} (give one with --keyring, or --no-verify to skip checks)",
+                paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+    }
+}
+
+/// `--connect-timeout`, `--read-timeout`, `--retries`, `--max-metadata-size`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Network")]
+pub struct HttpArgs {
+    /// Seconds allowed to connect to a server.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub connect_timeout: f64,
+    /// Seconds allowed without receiving a byte.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub read_timeout: f64,
+    /// Retries of a failed request (with exponential backoff and jitter).
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub retries: u32,
+    /// The largest metadata file accepted, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub max_metadata_size: u64,
+}
+
+impl Default for HttpArgs {
+    fn default() -> Self {
+        HttpArgs {
+            connect_timeout: 10.0,
+            read_timeout: 60.0,
+            retries: 5,
+            max_metadata_size: 256,
         }
-        None => builder.with_writer(io::stderr).without_time().try_init(),
-    };
-    // A second init (tests running commands in-process) keeps the first subscriber.
-    let _ = result;
-    Ok(())
+    }
+}
+
+impl HttpArgs {
+    /// The HTTP client settings, refusing what would make every request fail.
+    pub fn options(&self) -> anyhow::Result<HttpOptions> {
+        let secs = |s: f64, flag: &str| -> anyhow::Result<Duration> {
+            let d = Duration::try_from_secs_f64(s)
+                .map_err(|_| anyhow::anyhow!("{flag} must be a number of seconds, got {s}"))?;
+            anyhow::ensure!(!d.is_zero(), "{flag} must be more than 0 seconds");
+            Ok(d)
+        };
+        Ok(HttpOptions {
+            connect_timeout: secs(self.connect_timeout, "--connect-timeout")?,
+            read_timeout: secs(self.read_timeout, "--read-timeout")?,
+            retry: RetryConfig {
+                max_retries: self.retries,
+                ..RetryConfig::default()
+            },
+            ..HttpOptions::default()
+        })
+    }
+
+    /// The limits on metadata files.
+    pub fn metadata_limits(&self) -> anyhow::Result<MetadataLimits> {
+        anyhow::ensure!(
+            self.max_metadata_size > 0,
+            "--max-metadata-size must be at least 1 (MiB)"
+        );
+        Ok(MetadataLimits {
+            max_size: self.max_metadata_size.saturating_mul(1 << 20),
+        })
+    }
+}
+
+/// What a sync checks of its source and its items: the flags every syncing tool shares.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Verification")]
+pub struct SyncArgs {
+    /// Verify every checksum an item gives, not just the size and the strongest one
+    /// (sha256, else sha512, else md5).
+    #[arg(long)]
+    pub all_checksums: bool,
+    /// Accept metadata older than what was seen before from the same source (by default such
+    /// a rollback is refused).
+    #[arg(long)]
+    pub allow_rollback: bool,
+    /// Warn when a signed source was last updated more than DAYS days ago (0: never).
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    pub stale_after: u64,
+    /// Re-verify what the target already holds, and fetch again what fails.
+    #[arg(long)]
+    pub verify_existing: bool,
+}
+
+impl SyncArgs {
+    /// The checksum policy asked for.
+    pub fn checksums(&self) -> ChecksumPolicy {
+        if self.all_checksums {
+            ChecksumPolicy::All
+        } else {
+            ChecksumPolicy::Strongest
+        }
+    }
+
+    /// Rollback and freeze protection asked for.
+    pub fn freshness(&self) -> Freshness {
+        Freshness {
+            allow_rollback: self.allow_rollback,
+            stale_after: (self.stale_after > 0)
+                .then(|| Duration::from_secs(self.stale_after.saturating_mul(24 * 3600))),
+        }
+    }
 }
 
 /// Runs a command's body: errors are printed as `PROGRAM: error: …` with their causes and give
@@ -45,14 +240,21 @@ pub fn main_with(program: &str, body: impl FnOnce() -> anyhow::Result<ExitCode>)
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            let mut msg = format!("{program}: error: {err}");
-            for cause in err.chain().skip(1) {
-                msg.push_str(&format!("\n  caused by: {cause}"));
-            }
-            eprintln!("{msg}");
+            eprintln!("{}", error_message(program, err.as_ref()));
             ExitCode::FAILURE
         }
     }
+}
+
+/// `PROGRAM: error: MESSAGE`, then one `caused by:` line per cause.
+pub fn error_message(program: &str, err: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = format!("{program}: error: {err}");
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        msg.push_str(&format!("\n  caused by: {c}"));
+        cause = c.source();
+    }
+    msg
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -67,4 +269,76 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
+}
+
+/// Joins a mirror root and a path the way the reference does (plain concatenation), adding the
+/// `/` that users often leave off a directory or URL.
+pub fn join_url(mirror: &str, path: &str) -> String {
+    if mirror.is_empty() || mirror.ends_with('/') {
+        format!("{mirror}{path}")
+    } else {
+        format!("{mirror}/{path}")
+    }
+}
+
+/// A size for people: `1.5 GiB`.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// Reads an armored secret key, with the passphrase from `passphrase_file`'s first line or
+/// else `$SSTREAM_SIGNING_PASSPHRASE`.
+pub fn load_signing_key(
+    path: &Path,
+    passphrase_file: Option<&Path>,
+) -> anyhow::Result<simplestreams_core::openpgp::SigningKey> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read secret key {}", path.display()))?;
+    let passphrase = match passphrase_file {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read passphrase file {}", p.display()))?;
+            // Like gpg --passphrase-file: the first line, without its line ending.
+            Some(text.lines().next().unwrap_or_default().to_owned())
+        }
+        None => std::env::var("SSTREAM_SIGNING_PASSPHRASE").ok(),
+    };
+    Ok(simplestreams_core::openpgp::SigningKey::from_armored(
+        &bytes,
+        passphrase.as_deref(),
+        &path.display().to_string(),
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_timeouts_are_refused() {
+        let zero = HttpArgs {
+            read_timeout: 0.0,
+            ..HttpArgs::default()
+        };
+        let err = zero.options().expect_err("refused").to_string();
+        assert!(err.contains("--read-timeout must be more than 0"), "{err}");
+        assert!(HttpArgs::default().options().is_ok());
+    }
+
+    #[test]
+    fn urls_join_like_the_reference() {
+        assert_eq!(join_url("/m", "a"), "/m/a");
+        assert_eq!(join_url("/m/", "a"), "/m/a");
+    }
 }

@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 pub mod common;
+pub mod docs_cmd;
 pub mod images_cmd;
 pub mod mirror_cmd;
 pub mod mirror_glance_cmd;
@@ -10,3 +11,4 @@ pub mod pyfmt;
 pub mod query_cmd;
 pub mod sign_cmd;
 pub mod source;
+pub mod sstream_cmd;

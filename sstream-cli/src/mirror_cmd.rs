@@ -11,14 +11,15 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use simplestreams_core::openpgp::SigningKey;
 use simplestreams_core::{FilterSet, PlanLimits};
 use simplestreams_mirror::{
-    open_source, split_entry, FallbackSource, HttpConfig, ItemKey, LocalStore, MetadataMode,
-    Mirror, Progress, Report, RetryConfig, Source, StoreTarget, SyncOptions,
+    ItemKey, LocalStore, MetadataMode, Mirror, PlanTotals, Progress, Report, SyncOptions,
 };
 
-use crate::source::engine_signature_policy;
+use crate::common::{
+    error_message, human, load_signing_key, HttpArgs, LogArgs, SyncArgs, VerifyArgs,
+};
+use crate::source::Stream;
 
 /// Mirror a simplestreams stream (metadata and item files) into a directory.
 #[derive(Debug, Parser)]
@@ -55,18 +56,15 @@ pub struct MirrorArgs {
     /// Repeatable.
     #[arg(long = "mirror", value_name = "URL")]
     pub mirrors: Vec<String>,
-    /// More output on stderr (-v: files read and verified, items; -vv: debug).
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-    /// Write log messages to this file instead of stderr.
-    #[arg(long, value_name = "FILE")]
-    pub log_file: Option<PathBuf>,
-    /// OpenPGP keyring (binary or armored) to verify signed metadata with. Repeatable.
-    #[arg(long, value_name = "KEYRING")]
-    pub keyring: Vec<PathBuf>,
-    /// Do not check signatures of signed metadata.
-    #[arg(short = 'U', long = "no-verify")]
-    pub no_verify: bool,
+    /// Logging flags.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Signature flags.
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+    /// Verification flags.
+    #[command(flatten)]
+    pub sync: SyncArgs,
     /// Accepted for compatibility; items are always verified while they stream.
     #[arg(long, hide = true)]
     pub no_checksumming_reader: bool,
@@ -74,23 +72,17 @@ pub struct MirrorArgs {
     #[arg(short = 'j', long, value_name = "N", default_value_t = 4)]
     pub jobs: usize,
     /// Publish only what was mirrored (products files reduced to the items held) instead of
-    /// the source's files byte for byte; unsigned .json unless --signing-key is given.
+    /// the source's files byte for byte: .json, and with --signing-key also .sjson and
+    /// .json.gpg.
     #[arg(long)]
     pub filtered_metadata: bool,
-    /// With --filtered-metadata: clear-sign the published files with this armored secret key
-    /// (they are published as .sjson). The passphrase, if any, is read from
-    /// $SSTREAM_SIGNING_PASSPHRASE.
+    /// With --filtered-metadata: sign the published files with this armored secret key. The
+    /// passphrase, if any, is read from $SSTREAM_SIGNING_PASSPHRASE.
     #[arg(long, value_name = "KEYFILE", requires = "filtered_metadata")]
     pub signing_key: Option<PathBuf>,
-    /// Seconds allowed to connect to a server.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-    pub connect_timeout: f64,
-    /// Seconds allowed without receiving a byte.
-    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
-    pub read_timeout: f64,
-    /// Retries of a failed request (with exponential backoff and jitter).
-    #[arg(long, value_name = "N", default_value_t = 5)]
-    pub retries: u32,
+    /// Network flags.
+    #[command(flatten)]
+    pub http: HttpArgs,
     /// Do not flush written files to stable storage (fsync): faster on slow disks; a killed
     /// run is still safe, but a power cut may lose the last files written.
     #[arg(long)]
@@ -109,49 +101,49 @@ pub struct MirrorArgs {
 /// Runs `sstream-mirror`.
 pub fn run(args: MirrorArgs) -> anyhow::Result<ExitCode> {
     keep_freed_memory();
-    crate::common::init_logging(args.verbose, args.log_file.as_deref())?;
-    let (options, http) = sync_options(&args)?;
-    let (root, _) = split_entry(&args.source, args.path.as_deref());
-    let mut sources: Vec<Arc<dyn Source>> = vec![open_source(&root, &http)?];
-    for m in &args.mirrors {
-        sources.push(open_source(m, &http)?);
-    }
-    let source: Arc<dyn Source> = Arc::new(FallbackSource::new(sources)?);
+    args.log.init()?;
+    let stream = Stream::open(
+        &args.source,
+        args.path.as_deref(),
+        &args.mirrors,
+        &args.http,
+    )?;
+    let options = sync_options(&args, &stream)?;
     let store = LocalStore::new(&args.output_dir).with_fsync(!args.no_fsync);
-    let target = Arc::new(StoreTarget::new(Arc::new(store)));
     let rt = crate::common::runtime()?;
 
     if args.dry_run {
-        let mirror = Mirror::new(source, target, options);
+        let mirror = Mirror::to_store(stream.source.clone(), Arc::new(store), options);
         let lines = rt.block_on(mirror.plan())?;
         let mut out = std::io::stdout().lock();
-        let (mut add, mut remove) = (0u64, 0u64);
         for l in &lines {
             let k = &l.key;
-            let size = l.size.unwrap_or(0);
             writeln!(
                 out,
                 "{} {} {} {} {} {}",
-                l.op, k.product, k.version, k.item, l.path, size
+                l.op,
+                k.product,
+                k.version,
+                k.item,
+                l.path,
+                l.size.unwrap_or(0)
             )?;
-            match l.op {
-                '+' => add += size,
-                _ => remove += size,
-            }
         }
+        let t = PlanTotals::of(&lines);
         writeln!(
             out,
             "total: {} to download ({}), {} to remove ({})",
-            lines.iter().filter(|l| l.op == '+').count(),
-            human(add),
-            lines.iter().filter(|l| l.op == '-').count(),
-            human(remove)
+            t.add,
+            human(t.add_bytes),
+            t.remove,
+            human(t.remove_bytes)
         )?;
         return Ok(ExitCode::SUCCESS);
     }
 
     let progress = Arc::new(Bar::new(args.progress));
-    let mirror = Mirror::new(source, target, options).with_progress(progress.clone());
+    let mirror = Mirror::to_store(stream.source.clone(), Arc::new(store), options)
+        .with_progress(progress.clone());
     let started = Instant::now();
     let report = rt.block_on(mirror.run()).with_context(|| {
         format!(
@@ -163,7 +155,7 @@ pub fn run(args: MirrorArgs) -> anyhow::Result<ExitCode> {
     progress.finish();
     eprintln!("{}", summary(&report, started.elapsed()));
     for e in &report.errors {
-        eprintln!("sstream-mirror: error: {e}");
+        eprintln!("{}", error_message("sstream-mirror", e));
     }
     Ok(if report.is_success() {
         ExitCode::SUCCESS
@@ -191,41 +183,17 @@ fn keep_freed_memory() {
 }
 
 /// Validates the arguments into engine options (separate from building sources and targets).
-fn sync_options(args: &MirrorArgs) -> anyhow::Result<(SyncOptions, HttpConfig)> {
+fn sync_options(args: &MirrorArgs, stream: &Stream) -> anyhow::Result<SyncOptions> {
     if args.jobs == 0 {
         bail!("--jobs must be at least 1");
     }
-    let filters = FilterSet::parse(&args.filters)?;
-    let (_, entry) = split_entry(&args.source, args.path.as_deref());
-    let signatures = engine_signature_policy(&entry, !args.no_verify, &args.keyring)?;
     let signing_key = match &args.signing_key {
-        Some(path) => {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let pass = std::env::var("SSTREAM_SIGNING_PASSPHRASE").ok();
-            Some(Arc::new(SigningKey::from_armored(
-                &bytes,
-                pass.as_deref(),
-                &path.display().to_string(),
-            )?))
-        }
+        Some(path) => Some(Arc::new(load_signing_key(path, None)?)),
         None => None,
     };
-    let secs = |s: f64, flag: &str| {
-        Duration::try_from_secs_f64(s)
-            .map_err(|_| anyhow::anyhow!("{flag} must be a number of seconds, got {s}"))
-    };
-    let http = HttpConfig {
-        connect_timeout: secs(args.connect_timeout, "--connect-timeout")?,
-        read_timeout: secs(args.read_timeout, "--read-timeout")?,
-        retry: RetryConfig {
-            max_retries: args.retries,
-            ..RetryConfig::default()
-        },
-    };
-    let options = SyncOptions {
-        entry,
-        filters,
+    Ok(SyncOptions {
+        entry: stream.entry.clone(),
+        filters: FilterSet::parse(&args.filters)?,
         limits: PlanLimits {
             max: args.max,
             keep: args.keep,
@@ -237,10 +205,13 @@ fn sync_options(args: &MirrorArgs) -> anyhow::Result<(SyncOptions, HttpConfig)> 
         } else {
             MetadataMode::Verbatim
         },
-        signatures,
+        signatures: Some(args.verify.policy(&stream.entry)?),
+        metadata_limits: args.http.metadata_limits()?,
         signing_key,
-    };
-    Ok((options, http))
+        checksums: args.sync.checksums(),
+        freshness: args.sync.freshness(),
+        verify_existing: args.sync.verify_existing,
+    })
 }
 
 /// The final line: what was done, how much, how long.
@@ -255,25 +226,13 @@ fn summary(r: &Report, took: Duration) -> String {
         if r.index_published { " and the index" } else { "" },
         took.as_secs_f64()
     );
+    if r.repaired > 0 {
+        s.push_str(&format!("; {} repaired", r.repaired));
+    }
     if !r.errors.is_empty() {
         s.push_str(&format!("; {} error(s)", r.errors.len()));
     }
     s
-}
-
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
 }
 
 /// Progress: a bar (bytes, rate, ETA, items) on a terminal; with `--progress` and no terminal,

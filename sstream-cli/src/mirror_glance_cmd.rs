@@ -11,16 +11,16 @@ use std::time::Instant;
 
 use anyhow::{bail, Context as _};
 use clap::{Parser, ValueEnum};
-use glance_target::image_ids::CloudInfo;
 use glance_target::properties::{parse_custom_property, ImageSettings};
-use glance_target::{GlanceClient, GlanceEvent, GlanceTarget, GlanceTargetOptions, Session};
-use simplestreams_core::{FilterSet, PlanLimits};
-use simplestreams_mirror::{
-    open_source, split_entry, FallbackSource, HttpConfig, ItemKey, MetadataMode, Mirror, Progress,
-    Source, SyncOptions,
+use glance_target::{
+    content_id_for, default_state_dir, GlanceEvent, GlanceSync, GlanceSyncOptions,
+    GlanceTargetOptions, ImageIdsOutput, Session,
 };
+use simplestreams_core::{FilterSet, PlanLimits};
+use simplestreams_mirror::{ItemKey, MetadataMode, PlanLine, Progress, SyncOptions};
 
-use crate::source::engine_signature_policy;
+use crate::common::{error_message, HttpArgs, LogArgs, SyncArgs, VerifyArgs};
+use crate::source::Stream;
 
 /// The item filters used when none are given (the reference's).
 pub const DEFAULT_FILTERS: [&str; 2] = ["ftype~(disk1.img|disk.img)", "arch~(x86_64|amd64|i386)"];
@@ -88,15 +88,21 @@ pub struct MirrorGlanceArgs {
     /// Show one line per finished image.
     #[arg(long)]
     pub progress: bool,
-    /// More output (-v: info, -vv: debug).
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-    /// Write log messages to this file instead of stderr.
-    #[arg(long, value_name = "FILE")]
-    pub log_file: Option<PathBuf>,
-    /// OpenPGP keyring to verify a signed (.sjson) source with.
-    #[arg(long, value_name = "KEYRING")]
-    pub keyring: Vec<PathBuf>,
+    /// Logging flags.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Signature flags.
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+    /// Verification flags.
+    #[command(flatten)]
+    pub sync: SyncArgs,
+    /// Network flags.
+    #[command(flatten)]
+    pub http: HttpArgs,
+    /// Where the sync keeps its lock and the dates seen of the source (rollback protection).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Set hypervisor_type on images and virt in the stream, from the ftype.
     #[arg(long)]
     pub hypervisor_mapping: bool,
@@ -116,9 +122,6 @@ pub struct MirrorGlanceArgs {
     /// "- product version item image-id size" for each to delete.
     #[arg(long)]
     pub dry_run: bool,
-    /// Do not check signatures of a signed source.
-    #[arg(short = 'U', long = "no-verify")]
-    pub no_verify: bool,
     /// Images uploaded in parallel.
     #[arg(short = 'j', long, value_name = "N", default_value_t = 2)]
     pub jobs: usize,
@@ -130,27 +133,6 @@ pub struct MirrorGlanceArgs {
     pub filters: Vec<String>,
 }
 
-/// Substitutes `%(region)s` (and `%%`) in a content id as Python's `%` operator does.
-pub fn content_id_for(template: &str, region: &str) -> anyhow::Result<String> {
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(pos) = rest.find('%') {
-        out.push_str(&rest[..pos]);
-        let tail = &rest[pos..];
-        if let Some(r) = tail.strip_prefix("%(region)s") {
-            out.push_str(region);
-            rest = r;
-        } else if let Some(r) = tail.strip_prefix("%%") {
-            out.push('%');
-            rest = r;
-        } else {
-            bail!("--content-id {template:?}: only %(region)s and %% may follow a '%'");
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
 /// What the arguments mean, checked before anything is contacted.
 struct Plan {
     options: SyncOptions,
@@ -158,7 +140,7 @@ struct Plan {
     modify_hook: Option<Vec<String>>,
 }
 
-fn validate(args: &MirrorGlanceArgs) -> anyhow::Result<Plan> {
+fn validate(args: &MirrorGlanceArgs, stream: &Stream) -> anyhow::Result<Plan> {
     if args.output_swift.is_some() {
         bail!(
             "--output-swift is not supported yet: publishing the image-ids stream to Swift comes \
@@ -168,7 +150,7 @@ fn validate(args: &MirrorGlanceArgs) -> anyhow::Result<Plan> {
     if args.jobs == 0 {
         bail!("--jobs must be at least 1");
     }
-    content_id_for(&args.content_id, "region")?;
+    content_id_for(&args.content_id, "region").map_err(|e| anyhow::anyhow!("--content-id: {e}"))?;
     let filters = if args.filters.is_empty() {
         FilterSet::parse(&DEFAULT_FILTERS)?
     } else {
@@ -179,8 +161,6 @@ fn validate(args: &MirrorGlanceArgs) -> anyhow::Result<Plan> {
         .iter()
         .map(|p| parse_custom_property(p).map_err(|e| anyhow::anyhow!("--custom-property {e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let (_, entry) = split_entry(&args.source, args.path.as_deref());
-    let signatures = engine_signature_policy(&entry, !args.no_verify, &args.keyring)?;
     let modify_hook = match &args.modify_hook {
         Some(cmd) => {
             let words: Vec<String> = cmd.split_whitespace().map(str::to_string).collect();
@@ -193,7 +173,7 @@ fn validate(args: &MirrorGlanceArgs) -> anyhow::Result<Plan> {
     };
     Ok(Plan {
         options: SyncOptions {
-            entry,
+            entry: stream.entry.clone(),
             filters,
             limits: PlanLimits {
                 max: args.max,
@@ -202,8 +182,12 @@ fn validate(args: &MirrorGlanceArgs) -> anyhow::Result<Plan> {
             item_download: true,
             jobs: args.jobs,
             metadata: MetadataMode::Verbatim,
-            signatures,
+            signatures: Some(args.verify.policy(&stream.entry)?),
+            metadata_limits: args.http.metadata_limits()?,
             signing_key: None,
+            checksums: args.sync.checksums(),
+            freshness: args.sync.freshness(),
+            verify_existing: args.sync.verify_existing,
         },
         settings: ImageSettings {
             content_id: String::new(),
@@ -218,20 +202,16 @@ fn validate(args: &MirrorGlanceArgs) -> anyhow::Result<Plan> {
 
 /// Runs `sstream-mirror-glance`.
 pub fn run(args: MirrorGlanceArgs) -> anyhow::Result<ExitCode> {
-    crate::common::init_logging(args.verbose, args.log_file.as_deref())?;
-    let plan = validate(&args)?;
+    args.log.init()?;
+    let stream = Stream::open(
+        &args.source,
+        args.path.as_deref(),
+        &args.mirrors,
+        &args.http,
+    )?;
+    let plan = validate(&args, &stream)?;
     let rt = crate::common::runtime()?;
-    rt.block_on(run_async(args, plan))
-}
-
-fn source_of(args: &MirrorGlanceArgs) -> anyhow::Result<Arc<dyn Source>> {
-    let http = HttpConfig::default();
-    let (root, _) = split_entry(&args.source, args.path.as_deref());
-    let mut sources: Vec<Arc<dyn Source>> = vec![open_source(&root, &http)?];
-    for m in &args.mirrors {
-        sources.push(open_source(m, &http)?);
-    }
-    Ok(Arc::new(FallbackSource::new(sources)?))
+    rt.block_on(run_async(args, stream, plan))
 }
 
 fn print_event(e: &GlanceEvent) {
@@ -248,85 +228,89 @@ fn print_event(e: &GlanceEvent) {
     };
 }
 
-async fn run_async(args: MirrorGlanceArgs, plan: Plan) -> anyhow::Result<ExitCode> {
-    let session = Session::from_env().context("cannot read the OpenStack credentials")?;
-    let token = session.token().await.context("cannot authenticate")?;
-    let Some(project_id) = token.project_id.clone() else {
-        bail!("the token is not scoped to a project: set OS_PROJECT_NAME or OS_PROJECT_ID");
-    };
-    let regions = if args.regions.is_empty() {
-        session.regions("image").await?
-    } else {
-        args.regions.clone()
-    };
-    if regions.is_empty() {
-        bail!("the service catalog has no image endpoint");
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            // Without signal handling, never: the default action (exit) applies.
+            _ => std::future::pending().await,
+        }
     }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn run_async(args: MirrorGlanceArgs, stream: Stream, plan: Plan) -> anyhow::Result<ExitCode> {
+    let session = Session::from_env().context("cannot read the OpenStack credentials")?;
+    session.token().await.context("cannot authenticate")?;
     if args.output_dir.is_none() && !args.dry_run {
         eprintln!("not writing data anywhere");
     }
-    let source = source_of(&args)?;
-    let mut ok = true;
-    for region in &regions {
-        let content_id = content_id_for(&args.content_id, region)?;
-        let glance = GlanceClient::for_region(&session, region)
-            .await
-            .with_context(|| format!("region {region}"))?;
-        let options = GlanceTargetOptions {
-            settings: ImageSettings {
-                content_id: content_id.clone(),
-                ..plan.settings.clone()
-            },
+    let options = GlanceSyncOptions {
+        sync: plan.options,
+        target: GlanceTargetOptions {
+            settings: plan.settings,
             visibility: format!("{:?}", args.visibility).to_lowercase(),
-            modify_hook: plan.modify_hook.clone(),
+            modify_hook: plan.modify_hook,
+            state_dir: args.state_dir.clone().unwrap_or_else(default_state_dir),
             events: Arc::new(print_event),
-            ..GlanceTargetOptions::default()
-        };
-        let target = Arc::new(GlanceTarget::new(glance, project_id.clone(), options));
-        let mirror = Mirror::new(source.clone(), target.clone(), plan.options.clone());
-        if args.dry_run {
-            print_plan(&mirror.plan().await?)?;
-            continue;
+        },
+        content_id: args.content_id.clone(),
+        cloud_name: args.cloud_name.clone(),
+        regions: args.regions.clone(),
+        output: args.output_dir.clone().map(ImageIdsOutput::Directory),
+        signing_key: None,
+        set_latest: args.set_latest_property,
+    };
+    let mut sync = GlanceSync::new(session, stream.source.clone(), options);
+    if args.dry_run {
+        for (_, lines) in sync.plan().await? {
+            print_plan(&lines)?;
         }
-        let mirror = if args.progress {
-            mirror.with_progress(Arc::new(Lines::default()))
-        } else {
-            mirror
-        };
-        let started = Instant::now();
-        let report = mirror
-            .run()
-            .await
-            .with_context(|| format!("cannot sync {} into {target}", args.source))?;
-        for e in &report.errors {
-            eprintln!("sstream-mirror-glance: error: {e}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.progress {
+        sync = sync.with_progress(Arc::new(Lines::default()));
+    }
+    let started = Instant::now();
+    let outcomes = sync
+        .run(shutdown_signal())
+        .await
+        .with_context(|| format!("cannot sync {} into Glance", args.source))?;
+    let mut ok = true;
+    for o in &outcomes {
+        ok &= o.is_success();
+        if let Some(report) = &o.report {
+            for e in &report.errors {
+                eprintln!("{}", error_message("sstream-mirror-glance", e));
+            }
+            tracing::info!(
+                "{}: {} image(s) uploaded, {} removed in {:.2}s",
+                o.region,
+                report.downloaded,
+                report.removed,
+                started.elapsed().as_secs_f64()
+            );
         }
-        ok &= report.is_success();
-        let cloud = CloudInfo {
-            content_id,
-            cloud_name: args.cloud_name.clone(),
-            region: region.clone(),
-            endpoint: session.config().auth_url.clone(),
-            owner_id: project_id.clone(),
-            hypervisor_mapping: args.hypervisor_mapping,
-        };
-        let dir = args.output_dir.as_ref().map(|d| d.join(region));
-        if let Err(e) = target
-            .finish(
-                args.set_latest_property,
-                dir.as_deref().map(|d| (d, &cloud)),
-            )
-            .await
-        {
-            eprintln!("sstream-mirror-glance: error: {region}: {e}");
-            ok = false;
+        for e in &o.errors {
+            eprintln!(
+                "{}",
+                error_message(&format!("sstream-mirror-glance: {}", o.region), e)
+            );
         }
-        tracing::info!(
-            "{region}: {} image(s) uploaded, {} removed in {:.2}s",
-            report.downloaded,
-            report.removed,
-            started.elapsed().as_secs_f64()
-        );
     }
     Ok(if ok {
         ExitCode::SUCCESS
@@ -335,7 +319,7 @@ async fn run_async(args: MirrorGlanceArgs, plan: Plan) -> anyhow::Result<ExitCod
     })
 }
 
-fn print_plan(lines: &[simplestreams_mirror::PlanLine]) -> anyhow::Result<()> {
+fn print_plan(lines: &[PlanLine]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     for l in lines {
         let k = &l.key;
@@ -385,17 +369,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn content_id_takes_the_region_like_python() {
-        assert_eq!(
-            content_id_for("auto.sync:%(region)s", "RegionOne").ok(),
-            Some("auto.sync:RegionOne".to_string())
-        );
-        assert_eq!(content_id_for("a%%b", "r").ok(), Some("a%b".to_string()));
-        assert_eq!(content_id_for("plain", "r").ok(), Some("plain".to_string()));
-        assert!(content_id_for("bad %s", "r").is_err());
-    }
-
-    #[test]
     fn default_filters_apply_when_none_are_given() {
         let args = MirrorGlanceArgs::parse_from([
             "sstream-mirror-glance",
@@ -406,7 +379,9 @@ mod tests {
             "x",
             "http://h/",
         ]);
-        let plan = validate(&args).expect("valid");
+        let stream =
+            Stream::open(&args.source, args.path.as_deref(), &[], &args.http).expect("stream");
+        let plan = validate(&args, &stream).expect("valid");
         assert_eq!(
             format!("{:?}", plan.options.filters),
             format!("{:?}", FilterSet::parse(&DEFAULT_FILTERS).expect("parse"))
@@ -426,7 +401,9 @@ mod tests {
             "simplestreams/data/",
             "http://h/",
         ]);
-        let err = validate(&args)
+        let stream =
+            Stream::open(&args.source, args.path.as_deref(), &[], &args.http).expect("stream");
+        let err = validate(&args, &stream)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
@@ -470,7 +447,9 @@ mod tests {
         ]);
         assert_eq!(args.regions, ["R1", "R2"]);
         assert_eq!(args.visibility, Visibility::Private);
-        let plan = validate(&args).expect("valid");
+        let stream =
+            Stream::open(&args.source, args.path.as_deref(), &[], &args.http).expect("stream");
+        let plan = validate(&args, &stream).expect("valid");
         assert_eq!(
             plan.settings.custom_properties,
             vec![("a".into(), "b=c".into()), ("d".into(), "e".into())]

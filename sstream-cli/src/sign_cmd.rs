@@ -4,14 +4,17 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use clap::Args;
 use simplestreams_core::openpgp::{
-    clearsign, is_clearsigned, sign_detached, verify_clearsigned, verify_detached, Keyring,
-    SignerInfo, SigningKey,
+    is_clearsigned, verify_clearsigned, verify_detached, Keyring, SignerInfo,
 };
-use simplestreams_core::{Document, Error};
+use simplestreams_core::{detached_path, index_for, index_of, sjson_path, Error};
+use simplestreams_mirror::{load_keyrings, LocalStore, Publisher, PUBLIC_KEY_PATH};
+
+use crate::common::load_signing_key;
 
 /// Sign every `streams/v1/*.json` of a stream directory: writes `X.sjson` (clear-signed) and
 /// `X.json.gpg` (detached, armored) beside each `X.json`.
@@ -51,12 +54,12 @@ pub struct VerifyArgs {
     pub files: Vec<PathBuf>,
 }
 
-/// Where `sstream sign` publishes the armored public key, relative to the stream directory.
-pub const PUBLIC_KEY_FILE: &str = "streams/v1/signing-key.asc";
-
 /// Runs `sstream sign`.
 pub fn run_sign(args: SignArgs) -> anyhow::Result<ExitCode> {
-    let key = load_signing_key(&args.secret_key, args.passphrase_file.as_deref())?;
+    let key = Arc::new(load_signing_key(
+        &args.secret_key,
+        args.passphrase_file.as_deref(),
+    )?);
     let streams = args.dir.join("streams/v1");
     let files = json_files(&streams)?;
     if files.is_empty() {
@@ -67,30 +70,45 @@ pub fn run_sign(args: SignArgs) -> anyhow::Result<ExitCode> {
         key.fingerprint(),
         key.signing_key_id()
     );
+    let publisher =
+        Publisher::new(Arc::new(LocalStore::new(&args.dir))).signing_with(Some(key.clone()));
+    let rt = crate::common::runtime()?;
     let mut stdout = std::io::stdout().lock();
     // (signed index, path it names): checked once every file is signed.
     let mut signed_paths = Vec::new();
-    for json in files {
-        let (sjson, gpg, pointed_at) = sign_one(&json, &key)?;
-        signed_paths.extend(pointed_at.into_iter().map(|p| (sjson.clone(), p)));
+    for name in files {
+        let rel = format!("streams/v1/{name}");
+        let file = streams.join(&name);
+        let bytes =
+            std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        if let Some(index) = index_of(&bytes, &file.display().to_string())? {
+            let signed = index_for(&index, true);
+            signed_paths.extend(
+                signed
+                    .index
+                    .values()
+                    .filter_map(|e| e.path().map(|p| (sjson_path(&rel), p.to_string()))),
+            );
+        }
+        rt.block_on(publisher.document(&rel, &bytes))?;
         writeln!(
             stdout,
             "signed {} -> {}, {} (key {})",
-            json.display(),
-            file_name(&sjson),
-            file_name(&gpg),
+            file.display(),
+            file_name(&sjson_path(&rel)),
+            file_name(&detached_path(&rel)),
             key.fingerprint()
         )?;
     }
-    // Consumers need the public key to verify: publish it beside the stream (SPEC §6).
-    let public = args.dir.join(PUBLIC_KEY_FILE);
-    write_atomically(&public, &key.public_key_armored()?)?;
-    writeln!(stdout, "public key {}", public.display())?;
+    writeln!(
+        stdout,
+        "public key {}",
+        args.dir.join(PUBLIC_KEY_PATH).display()
+    )?;
     for (index, path) in signed_paths {
         if !args.dir.join(&path).is_file() {
             tracing::warn!(
-                "{} names {path}, which does not exist under {}: sign that products file too",
-                index.display(),
+                "{index} names {path}, which does not exist under {}: sign that products file too",
                 args.dir.display()
             );
         }
@@ -98,102 +116,29 @@ pub fn run_sign(args: SignArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn load_signing_key(path: &Path, passphrase_file: Option<&Path>) -> anyhow::Result<SigningKey> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read secret key {}", path.display()))?;
-    let passphrase = match passphrase_file {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read passphrase file {}", p.display()))?;
-            // Like gpg --passphrase-file: the first line, without its line ending.
-            Some(text.lines().next().unwrap_or_default().to_owned())
-        }
-        None => None,
-    };
-    Ok(SigningKey::from_armored(
-        &bytes,
-        passphrase.as_deref(),
-        &path.display().to_string(),
-    )?)
-}
-
-/// `*.json` files directly in `dir`, sorted.
-fn json_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+/// Names of the `*.json` files directly in `dir`, sorted.
+fn json_files(dir: &Path) -> anyhow::Result<Vec<String>> {
     let entries =
         std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
     let mut files = Vec::new();
     for entry in entries {
-        let path = entry
-            .with_context(|| format!("cannot list {}", dir.display()))?
-            .path();
-        if path.extension().is_some_and(|e| e == "json") && path.is_file() {
-            files.push(path);
+        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".json") && entry.path().is_file() {
+            files.push(name);
         }
     }
     files.sort();
     Ok(files)
 }
 
-/// Signs one `X.json`, returning the paths of `X.sjson` and `X.json.gpg`, and, for an index,
-/// the (rewritten) paths its signed version names.
-fn sign_one(json: &Path, key: &SigningKey) -> anyhow::Result<(PathBuf, PathBuf, Vec<String>)> {
-    let name = json.display().to_string();
-    let bytes = std::fs::read(json).with_context(|| format!("cannot read {name}"))?;
-    // Parsing first refuses to publish a broken document under a good signature.
-    let mut pointed_at = Vec::new();
-    let clear_text = match Document::from_slice(&bytes, &name)? {
-        Document::Index(mut index) => {
-            for entry in index.index.values_mut() {
-                if let Some(serde_json::Value::String(path)) = entry.fields.get_mut("path") {
-                    if let Some(stem) = path.strip_suffix(".json") {
-                        *path = format!("{stem}.sjson");
-                    }
-                    pointed_at.push(path.clone());
-                }
-            }
-            index.to_vec_pretty()
-        }
-        Document::Products(_) | Document::Mirrors(_) => bytes.clone(),
-    };
-    let sjson = json.with_extension("sjson");
-    let gpg = PathBuf::from(format!("{}.gpg", json.display()));
-    let signed = clearsign(&clear_text, key)?;
-    let detached = sign_detached(&bytes, key)?;
-    // Check our own output before publishing it.
-    verify_clearsigned(&signed, key.public_keyring(), &sjson.display().to_string())?;
-    verify_detached(&bytes, &detached, key.public_keyring(), &name)?;
-    write_atomically(&sjson, &signed)?;
-    write_atomically(&gpg, &detached)?;
-    Ok((sjson, gpg, pointed_at))
-}
-
-/// Writes to a temporary file in the same directory, then renames it over `path`, so readers
-/// never see a partial file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = PathBuf::from(format!("{}.tmp-{}", path.display(), std::process::id()));
-    let result = std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// Runs `sstream verify`.
 pub fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let mut keyring = Keyring::new();
-    for path in &args.keyring {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("cannot read keyring {}", path.display()))?;
-        keyring.merge(Keyring::from_bytes(&bytes, &path.display().to_string())?);
-    }
+    let keyring = load_keyrings(&args.keyring).context("cannot read the keyring")?;
     let mut all_good = true;
     let mut stdout = std::io::stdout().lock();
     for file in &args.files {

@@ -630,10 +630,26 @@ fn filtered_metadata_lists_only_what_was_mirrored_and_is_resigned() {
         ["20121026.1"],
         "only the mirrored version is listed"
     );
-    assert!(
-        !out.path().join("streams/v1/index.json").exists(),
-        "no unsigned index beside the signed one"
+    // Clients that read only JSON (LXD, Incus) find the same stream as .json, with an index
+    // naming .json files, and each .json has a detached signature beside it (SPEC §7).
+    let plain: Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("streams/v1/index.json")).unwrap())
+            .unwrap();
+    let plain_entry = &plain["index"]["com.example.foovendor:released:download"];
+    assert_eq!(
+        plain_entry["path"],
+        "streams/v1/com.example.foovendor:released:download.json"
     );
+    assert_eq!(plain_entry["products"], entry["products"]);
+    let plain_products =
+        std::fs::read(out.path().join(plain_entry["path"].as_str().unwrap())).unwrap();
+    assert_eq!(serde_json::from_slice::<Value>(&plain_products).unwrap(), doc);
+    for name in ["index", "com.example.foovendor:released:download"] {
+        let json = std::fs::read(out.path().join(format!("streams/v1/{name}.json"))).unwrap();
+        let sig = std::fs::read(out.path().join(format!("streams/v1/{name}.json.gpg"))).unwrap();
+        simplestreams_core::openpgp::verify_detached(&json, &sig, &keyring, name)
+            .unwrap_or_else(|e| panic!("{name}.json.gpg: {e}"));
+    }
     // A re-run with nothing new rewrites nothing (a new signature would differ by its date).
     let before = tree(out.path());
     let again = mirror(&[

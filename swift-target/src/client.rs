@@ -4,8 +4,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use futures::stream::{BoxStream, Stream, StreamExt, TryStreamExt};
-use glance_target::openstack::request::{self, encode_path, encode_segment, ServiceRequest};
-use glance_target::openstack::{Error, Result, Session};
+use openstack_client::{encode_path, encode_segment, json, Error, Request, Result, Session};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::Method;
 use serde::Deserialize;
@@ -147,18 +146,14 @@ impl SwiftClient {
     /// Creates the container (nothing happens if it exists).
     pub async fn create_container(&self, container: &str) -> Result<()> {
         let url = self.container_url(container);
-        self.session
-            .execute(ServiceRequest::new(Method::PUT, url))
-            .await?;
+        self.session.send(Request::new(Method::PUT, url)).await?;
         Ok(())
     }
 
     /// Deletes an empty container (a container with objects gives [`Error::Conflict`]).
     pub async fn delete_container(&self, container: &str) -> Result<()> {
         let url = self.container_url(container);
-        self.session
-            .execute(ServiceRequest::new(Method::DELETE, url))
-            .await?;
+        self.session.send(Request::new(Method::DELETE, url)).await?;
         Ok(())
     }
 
@@ -204,13 +199,13 @@ impl SwiftClient {
             let page_url = format!("{url}?{}", q.finish());
             let resp = self
                 .session
-                .execute(ServiceRequest::new(Method::GET, &page_url))
+                .send(Request::new(Method::GET, &page_url))
                 .await?;
             // An empty listing comes back as 204 without a body.
             let page: Vec<T> = if resp.status() == reqwest::StatusCode::NO_CONTENT {
                 Vec::new()
             } else {
-                request::json(&Method::GET, &page_url, resp).await?
+                json(&Method::GET, &page_url, resp).await?
             };
             let full = page.len() as u32 >= self.page_size;
             marker = page.last().map(&name);
@@ -231,11 +226,11 @@ impl SwiftClient {
     ) -> Result<Option<String>> {
         let url = self.object_url(container, name);
         let req = with_put_headers(
-            ServiceRequest::new(Method::PUT, &url).bytes("application/octet-stream", body),
+            Request::new(Method::PUT, &url).bytes("application/octet-stream", body),
             opts,
             &url,
         )?;
-        let resp = self.session.execute(req).await?;
+        let resp = self.session.send(req).await?;
         Ok(header(resp.headers(), "etag"))
     }
 
@@ -254,14 +249,14 @@ impl SwiftClient {
         E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
     {
         let url = self.object_url(container, name);
-        let mut req = ServiceRequest::new(Method::PUT, &url)
+        let mut req = Request::new(Method::PUT, &url)
             .stream("application/octet-stream", reqwest::Body::wrap_stream(data));
         if let Some(n) = size {
             req = req.header(CONTENT_LENGTH, HeaderValue::from(n));
         }
         let resp = self
             .session
-            .execute(with_put_headers(req, opts, &url)?)
+            .send(with_put_headers(req, opts, &url)?)
             .await?;
         Ok(header(resp.headers(), "etag"))
     }
@@ -269,27 +264,22 @@ impl SwiftClient {
     /// The object's headers.
     pub async fn head_object(&self, container: &str, name: &str) -> Result<ObjectMeta> {
         let url = self.object_url(container, name);
-        let resp = self
-            .session
-            .execute(ServiceRequest::new(Method::HEAD, url))
-            .await?;
+        let resp = self.session.send(Request::new(Method::HEAD, url)).await?;
         Ok(meta(resp.headers()))
     }
 
     /// Downloads the object as a stream.
     pub async fn get_object(&self, container: &str, name: &str) -> Result<ObjectDownload> {
         let url = self.object_url(container, name);
-        let resp = self
-            .session
-            .execute(ServiceRequest::new(Method::GET, &url))
-            .await?;
+        let resp = self.session.send(Request::new(Method::GET, &url)).await?;
         let meta = meta(resp.headers());
         let stream = resp
             .bytes_stream()
             .map_err(move |source| Error::Transport {
                 method: "GET".into(),
                 url: url.clone(),
-                source,
+                attempts: 1,
+                source: source.without_url(),
             })
             .boxed();
         Ok(ObjectDownload { meta, stream })
@@ -298,18 +288,12 @@ impl SwiftClient {
     /// Deletes the object.
     pub async fn delete_object(&self, container: &str, name: &str) -> Result<()> {
         let url = self.object_url(container, name);
-        self.session
-            .execute(ServiceRequest::new(Method::DELETE, url))
-            .await?;
+        self.session.send(Request::new(Method::DELETE, url)).await?;
         Ok(())
     }
 }
 
-fn with_put_headers(
-    mut req: ServiceRequest,
-    opts: &PutOptions,
-    url: &str,
-) -> Result<ServiceRequest> {
+fn with_put_headers(mut req: Request, opts: &PutOptions, url: &str) -> Result<Request> {
     let bad = |what: &str| Error::Response {
         method: "PUT".into(),
         url: url.to_owned(),

@@ -2,8 +2,8 @@
 //!
 //! Publishes simplestreams metadata and mirrors to OpenStack Swift. For now: a small typed
 //! Swift client ([`SwiftClient`]) for containers and objects, on the Keystone session, HTTP
-//! layer and error type of `glance-target`'s [`openstack`](glance_target::openstack) module
-//! (re-exported here), so that one `OS_*` environment or `clouds.yaml` serves both.
+//! layer and error type of the `openstack-client` crate (re-exported here), so that one `OS_*`
+//! environment or `clouds.yaml` serves Glance and Swift alike.
 //!
 //! ```no_run
 //! use bytes::Bytes;
@@ -31,4 +31,4 @@
 mod client;
 
 pub use client::{ContainerInfo, ObjectDownload, ObjectInfo, ObjectMeta, PutOptions, SwiftClient};
-pub use glance_target::openstack::{CloudConfig, Error, Result, Session};
+pub use openstack_client::{CloudConfig, Error, Result, Session};

@@ -1,11 +1,20 @@
-//! A real HTTP/1.1 server on 127.0.0.1 for tests, with scriptable faults and a request log.
+//! A real HTTP/1.1 server on 127.0.0.1 for tests, with scriptable faults, scripted routes and a
+//! request log.
 //!
 //! It serves a directory and/or in-memory files with GET and HEAD, single byte ranges
 //! (`Range: bytes=N-`, `N-M`, `-S`, answered `206` with `Content-Range`), `ETag` +
 //! `If-None-Match` and `Last-Modified` + `If-Modified-Since` (`304`), and `If-Range`.
 //! [`Fault`]s make it misbehave on chosen paths: cut the body, ignore ranges, throttle, fail the
 //! first N times, lie about `Content-Length`, or answer 404. Every request is logged
-//! ([`RequestRecord`]) for tests to assert on.
+//! ([`RequestRecord`]) for tests to assert on, with its body.
+//!
+//! For tests of API clients it also answers scripted routes: a queue of [`Reply`]s per method
+//! and path (`"POST /v3/auth/tokens"`), answered in order to requests of any method whose path
+//! (the query left aside) matches. A scripted route wins over a file at the same path; once its
+//! replies are used up it answers `599` with `nothing scripted for METHOD /path`, so a test
+//! that fell short of script fails loudly. Faults apply to routes as to files (a status fault
+//! answers in place of the next reply, which stays queued). Request bodies, with a
+//! `Content-Length` or chunked, are read and logged.
 //!
 //! The server runs on its own thread with its own Tokio runtime, so it works the same from a
 //! plain `#[test]` and from `#[tokio::test]`; dropping the [`TestServer`] stops it.
@@ -25,10 +34,31 @@
 //! assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"));
 //! assert_eq!(server.requests()[0].status, 200);
 //! ```
+//!
+//! Scripted routes, from an async test as from a plain one:
+//!
+//! ```
+//! use simplestreams_testutil::http_server::{Reply, TestServer};
+//! use std::io::{Read, Write};
+//!
+//! let server = TestServer::builder()
+//!     .route("POST /v3/auth/tokens", vec![Reply::new(201, "{}").header("X-Subject-Token", "t")])
+//!     .start();
+//! let mut conn = std::net::TcpStream::connect(server.addr()).unwrap();
+//! conn.write_all(b"POST /v3/auth/tokens?nocatalog HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\
+//!     Connection: close\r\n\r\n{}").unwrap();
+//! let mut answer = String::new();
+//! conn.read_to_string(&mut answer).unwrap();
+//! assert!(answer.starts_with("HTTP/1.1 201 Created\r\n"));
+//! let log = server.requests_for_route("POST /v3/auth/tokens");
+//! assert_eq!((log[0].target.as_str(), log[0].body.as_slice()), ("/v3/auth/tokens?nocatalog", &b"{}"[..]));
+//! ```
 
+mod body;
 mod conn;
 mod fault;
 mod respond;
+mod route;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -40,6 +70,8 @@ use std::time::SystemTime;
 pub use fault::Fault;
 use fault::{FaultRule, Plan, Scope};
 use respond::{RequestHead, Resource, Response};
+pub use route::Reply;
+use route::Routes;
 
 /// One request as the server saw it, and the status it answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,12 +80,17 @@ pub struct RequestRecord {
     pub method: String,
     /// The percent-decoded path, without the query string.
     pub path: String,
+    /// The request target as sent: the path, not decoded, with its query string
+    /// (`/v2/images?marker=b&limit=2`).
+    pub target: String,
     /// The `Range` header, if one was sent.
     pub range: Option<String>,
     /// The status answered.
     pub status: u16,
     /// All request headers, names lower-cased, in the order sent.
     pub headers: Vec<(String, String)>,
+    /// The request body (empty when none was sent), de-chunked if it came chunked.
+    pub body: Vec<u8>,
 }
 
 impl RequestRecord {
@@ -79,8 +116,19 @@ struct MemFile {
 struct State {
     root: Option<PathBuf>,
     files: HashMap<String, MemFile>,
+    routes: Routes,
     rules: Vec<FaultRule>,
     log: Vec<RequestRecord>,
+}
+
+/// Where the answer to one request comes from, chosen under the lock and produced outside it
+/// (reading a file below the directory awaits).
+enum Source {
+    /// A scripted route: its next reply, or `None` when it has none left or a status fault
+    /// stands in for it.
+    Route(String, Option<Reply>),
+    /// The in-memory file at the path, if any, else the directory, if any.
+    File(Option<MemFile>, Option<PathBuf>),
 }
 
 /// The state shared by the handle and the connections.
@@ -99,28 +147,43 @@ impl Shared {
     }
 
     /// Answers one request and logs it.
-    pub(crate) async fn answer(&self, req: &RequestHead) -> (Response, Plan) {
-        let (plan, mem, root) = {
+    pub(crate) async fn answer(&self, req: &RequestHead, body: Vec<u8>) -> (Response, Plan) {
+        let (plan, source) = {
             let mut state = self.lock();
             let plan = fault::plan_for(&mut state.rules, &req.path);
-            (
-                plan,
-                state.files.get(&req.path).cloned(),
-                state.root.clone(),
-            )
+            let key = route::key(&req.method, &req.path);
+            let source = if state.routes.contains(&key) {
+                // A status fault answers in place of the reply, which stays for the next
+                // request, as a file stays served under such a fault.
+                let reply = match plan.status {
+                    None => state.routes.next(&key),
+                    Some(_) => None,
+                };
+                Source::Route(key, reply)
+            } else {
+                Source::File(state.files.get(&req.path).cloned(), state.root.clone())
+            };
+            (plan, source)
         };
-        let found = match (mem, root) {
-            (Some(file), _) => Some(Resource::new(file.body, file.modified, &req.path)),
-            (None, Some(root)) if plan.status.is_none() => load(&root, &req.path).await,
-            (None, _) => None,
+        let resp = match source {
+            Source::Route(key, reply) => route::respond(&key, reply, &plan),
+            Source::File(mem, root) => {
+                let found = match (mem, root) {
+                    (Some(file), _) => Some(Resource::new(file.body, file.modified, &req.path)),
+                    (None, Some(root)) if plan.status.is_none() => load(&root, &req.path).await,
+                    (None, _) => None,
+                };
+                respond::respond(req, found, &plan)
+            }
         };
-        let resp = respond::respond(req, found, &plan);
         self.lock().log.push(RequestRecord {
             method: req.method.clone(),
             path: req.path.clone(),
+            target: req.target.clone(),
             range: req.header("range").map(str::to_string),
             status: resp.status,
             headers: req.headers.clone(),
+            body,
         });
         (resp, plan)
     }
@@ -199,6 +262,16 @@ impl TestServerBuilder {
     /// Applies `fault` to every request.
     pub fn global_fault(mut self, fault: Fault) -> Self {
         self.state.rules.push(FaultRule::new(Scope::All, fault));
+        self
+    }
+
+    /// Scripts `route` (`"METHOD /path"`, the path percent-decoded and without a query): its
+    /// requests get `replies` in order, then `599`. Called again for the same route, appends.
+    ///
+    /// # Panics
+    /// When `route` is not a method, a space and a path without a query string.
+    pub fn route(mut self, route: &str, replies: Vec<Reply>) -> Self {
+        self.state.routes.add(route, replies);
         self
     }
 
@@ -330,6 +403,15 @@ impl TestServer {
             .push(FaultRule::new(Scope::All, fault));
     }
 
+    /// Appends `replies` to the script of `route` (see [`TestServerBuilder::route`]), scripting
+    /// it if it was not.
+    ///
+    /// # Panics
+    /// When `route` is not a method, a space and a path without a query string.
+    pub fn route(&self, route: &str, replies: Vec<Reply>) {
+        self.shared.lock().routes.add(route, replies);
+    }
+
     /// Removes every fault: the server behaves from now on.
     pub fn clear_faults(&self) {
         self.shared.lock().rules.clear();
@@ -348,6 +430,22 @@ impl TestServer {
             .log
             .iter()
             .filter(|r| r.path == path)
+            .cloned()
+            .collect()
+    }
+
+    /// The requests for one route (`"METHOD /path"`, as given to [`TestServer::route`]; it
+    /// need not be scripted), oldest first.
+    ///
+    /// # Panics
+    /// When `route` is not a method, a space and a path without a query string.
+    pub fn requests_for_route(&self, route: &str) -> Vec<RequestRecord> {
+        let key = route::parse(route);
+        self.shared
+            .lock()
+            .log
+            .iter()
+            .filter(|r| route::key(&r.method, &r.path) == key)
             .cloned()
             .collect()
     }

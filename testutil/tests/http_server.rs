@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, UNIX_EPOCH};
 
-use simplestreams_testutil::http_server::{Fault, TestServer};
+use simplestreams_testutil::http_server::{Fault, Reply as Scripted, TestServer};
 
 const BODY: &[u8] = b"0123456789abcdefghij";
 
@@ -35,6 +35,11 @@ impl Reply {
 
 /// Sends `method path` with extra header lines and `Connection: close`, reads to the end.
 fn send(addr: SocketAddr, method: &str, path: &str, extra: &[&str]) -> Reply {
+    send_body(addr, method, path, extra, b"")
+}
+
+/// Like [`send`], then sends `body` as is after the head (framed by the `extra` headers).
+fn send_body(addr: SocketAddr, method: &str, path: &str, extra: &[&str], body: &[u8]) -> Reply {
     let mut conn = TcpStream::connect(addr).expect("connect");
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
     for line in extra {
@@ -42,7 +47,8 @@ fn send(addr: SocketAddr, method: &str, path: &str, extra: &[&str]) -> Reply {
         req.push_str("\r\n");
     }
     req.push_str("\r\n");
-    conn.write_all(req.as_bytes()).expect("send");
+    conn.write_all(&[req.as_bytes(), body].concat())
+        .expect("send");
     let mut raw = Vec::new();
     conn.read_to_end(&mut raw).expect("read");
     parse(&raw).0
@@ -381,6 +387,8 @@ fn the_log_records_method_path_range_and_status() {
         ("GET", "/f", 206)
     );
     assert_eq!(log[0].range.as_deref(), Some("bytes=1-2"));
+    assert_eq!(log[0].target, "/f?query=1");
+    assert!(log[0].body.is_empty());
     assert_eq!(log[0].header("If-None-Match"), Some("\"x\""));
     assert_eq!(
         (log[1].method.as_str(), log[1].path.as_str(), log[1].status),
@@ -431,4 +439,195 @@ async fn works_inside_an_async_test_and_mid_transfer_drop_does_not_hang() {
         rest.len() < 10_000,
         "the whole throttled body arrived after drop"
     );
+}
+
+#[test]
+fn a_route_answers_its_replies_in_order_then_599() {
+    let server = TestServer::builder()
+        .file("/api/x", "a file")
+        .route(
+            "GET /api/x",
+            vec![
+                Scripted::new(200, "first").header("X-Order", "1"),
+                Scripted::new(503, "busy"),
+            ],
+        )
+        .start();
+    let first = get(&server, "/api/x", &[]);
+    assert_eq!((first.status, first.body.as_slice()), (200, &b"first"[..]));
+    assert_eq!(first.header("x-order"), Some("1"));
+    // The route wins over the file at its path, and a query does not change the route.
+    let second = get(&server, "/api/x?page=2", &[]);
+    assert_eq!((second.status, second.body.as_slice()), (503, &b"busy"[..]));
+    let third = get(&server, "/api/x", &[]);
+    assert_eq!(
+        (third.status, third.body.as_slice()),
+        (599, &b"nothing scripted for GET /api/x"[..])
+    );
+    // More replies at run time; other methods on the path are not scripted by it.
+    server.route("GET /api/x", vec![Scripted::new(200, "later")]);
+    assert_eq!(get(&server, "/api/x", &[]).body, b"later");
+    assert_eq!(send(server.addr(), "POST", "/api/x", &[]).status, 405);
+    let statuses: Vec<u16> = server
+        .requests_for_route("GET /api/x")
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [200, 503, 599, 200]);
+    assert_eq!(server.requests_for_route("POST api/x").len(), 1);
+}
+
+#[test]
+fn routes_take_any_method_and_bodiless_statuses_have_no_length() {
+    let server = TestServer::builder()
+        .route("PATCH /v2/images/a", vec![Scripted::new(200, "{}")])
+        .route("DELETE /v2/images/a", vec![Scripted::new(204, "")])
+        .route(
+            "HEAD /v2/images/a",
+            vec![Scripted::new(200, "twelve bytes")],
+        )
+        .start();
+    assert_eq!(
+        send(server.addr(), "PATCH", "/v2/images/a", &[]).body,
+        b"{}"
+    );
+    let deleted = send(server.addr(), "DELETE", "/v2/images/a", &[]);
+    assert_eq!(deleted.status, 204);
+    assert_eq!(deleted.header("content-length"), None);
+    let head = send(server.addr(), "HEAD", "/v2/images/a", &[]);
+    assert_eq!((head.status, head.content_length()), (200, 12));
+    assert!(head.body.is_empty());
+}
+
+#[test]
+fn a_post_body_and_its_query_are_recorded() {
+    let server = TestServer::builder()
+        .route("POST /v3/auth/tokens", vec![Scripted::new(201, "{}")])
+        .start();
+    let body = br#"{"auth": {}}"#;
+    let reply = send_body(
+        server.addr(),
+        "POST",
+        "/v3/auth/tokens?nocatalog=1&a=%20b",
+        &[&format!("Content-Length: {}", body.len())],
+        body,
+    );
+    assert_eq!(reply.status, 201);
+    let log = server.requests_for_route("POST /v3/auth/tokens");
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].path, "/v3/auth/tokens");
+    assert_eq!(log[0].target, "/v3/auth/tokens?nocatalog=1&a=%20b");
+    assert_eq!(log[0].body, body);
+    assert_eq!(log[0].header("content-length"), Some("12"));
+}
+
+#[test]
+fn a_chunked_put_body_is_recorded_and_the_connection_stays_in_step() {
+    let server = TestServer::builder()
+        .file("/after", "next")
+        .route("PUT /v2/images/a/file", vec![Scripted::new(204, "")])
+        .start();
+    let mut conn = TcpStream::connect(server.addr()).expect("connect");
+    conn.write_all(
+        b"PUT /v2/images/a/file HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
+          3\r\nabc\r\n5;ext=1\r\ndefgh\r\n0\r\nX-Trailer: ignored\r\n\r\n\
+          GET /after HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .expect("send");
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw).expect("read");
+    let (put, rest) = parse(&raw);
+    assert_eq!(put.status, 204);
+    let (after, rest) = parse(rest);
+    assert_eq!((after.status, after.body.as_slice()), (200, &b"next"[..]));
+    assert!(rest.is_empty());
+    let log = server.requests_for_route("PUT /v2/images/a/file");
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].body, b"abcdefgh");
+    assert_eq!(log[0].header("transfer-encoding"), Some("chunked"));
+}
+
+#[test]
+fn bad_chunked_bodies_and_ambiguous_framing_are_400() {
+    let server = TestServer::builder()
+        .route("PUT /x", vec![Scripted::new(204, "")])
+        .start();
+    let bad_size = send_body(
+        server.addr(),
+        "PUT",
+        "/x",
+        &["Transfer-Encoding: chunked"],
+        b"xyz\r\nabc\r\n0\r\n\r\n",
+    );
+    assert_eq!(bad_size.status, 400);
+    let both = send_body(
+        server.addr(),
+        "PUT",
+        "/x",
+        &["Transfer-Encoding: chunked", "Content-Length: 3"],
+        b"3\r\nabc\r\n0\r\n\r\n",
+    );
+    assert_eq!(both.status, 400);
+    // Neither reached the route: its reply is still there.
+    assert!(server.requests().is_empty());
+    assert_eq!(
+        send_body(server.addr(), "PUT", "/x", &["Content-Length: 1"], b"z").status,
+        204
+    );
+}
+
+#[test]
+fn expect_100_continue_gets_its_interim_answer_before_the_body_is_sent() {
+    let server = TestServer::builder()
+        .route("POST /upload", vec![Scripted::new(201, "stored")])
+        .start();
+    let mut conn = TcpStream::connect(server.addr()).expect("connect");
+    conn.write_all(
+        b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+    )
+    .expect("send the head");
+    let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
+    let mut got = vec![0u8; interim.len()];
+    conn.read_exact(&mut got).expect("the interim answer");
+    assert_eq!(got, interim);
+    conn.write_all(b"data").expect("send the body");
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw).expect("read");
+    let (reply, _) = parse(&raw);
+    assert_eq!((reply.status, reply.body.as_slice()), (201, &b"stored"[..]));
+    assert_eq!(server.requests()[0].body, b"data");
+}
+
+#[test]
+fn a_status_fault_on_a_route_leaves_its_reply_queued() {
+    let server = TestServer::builder()
+        .route("GET /api/y", vec![Scripted::new(200, "ok")])
+        .fault(
+            "/api/y",
+            Fault::FailFirst {
+                times: 1,
+                status: 502,
+            },
+        )
+        .start();
+    assert_eq!(get(&server, "/api/y", &[]).status, 502);
+    let reply = get(&server, "/api/y", &[]);
+    assert_eq!((reply.status, reply.body.as_slice()), (200, &b"ok"[..]));
+    assert_eq!(get(&server, "/api/y", &[]).status, 599);
+}
+
+#[tokio::test]
+async fn routes_work_from_an_async_test() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::builder().start();
+    server.route("GET /a", vec![Scripted::new(200, "async")]);
+    let mut conn = tokio::net::TcpStream::connect(server.addr())
+        .await
+        .expect("connect");
+    conn.write_all(b"GET /a HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw).await.expect("read");
+    assert_eq!(parse(&raw).0.body, b"async");
 }

@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
-use simplestreams_core::{ChecksumKind, Expected, StreamVerifier};
+use simplestreams_core::{ChecksumKind, ChecksumPolicy, Expected, StreamVerifier};
 
 use super::Progress;
 use crate::error::{Error, Result};
+use crate::hashing::{Batcher, HashingThread};
 use crate::source::Source;
 use crate::store::{ByteStream, GetOptions, GetResult};
 use crate::target::{NewItem, Target};
@@ -15,11 +16,11 @@ use crate::target::{NewItem, Target};
 /// Wraps `body` so that every byte goes through the verifier; the stream ends with an error if
 /// the size or any checksum of `expected` fails, so that the target never publishes it.
 ///
-/// Hashing runs on blocking threads fed through channels (chunks are reference-counted, not
-/// copied), so that receiving, hashing and writing overlap: one core hashes while another
-/// receives. When the item gives several checksums (Ubuntu gives md5 and sha256), each kind gets
-/// a thread of its own: hashed one after the other they would cost the sum, MD5 alone being
-/// about 2 s per GiB. The end of the stream waits for every hasher's verdict.
+/// Hashing runs on [`HashingThread`]s, so that receiving, hashing and writing overlap: one core
+/// hashes while another receives. When several checksums are verified (`--all-checksums` on
+/// Ubuntu's md5 + sha256), each kind gets a thread of its own: hashed one after the other they
+/// would cost the sum, MD5 alone being about 2 s per GiB. The end of the stream waits for
+/// every hasher's verdict.
 pub(crate) fn verifying(
     body: ByteStream,
     item: &NewItem,
@@ -35,7 +36,7 @@ pub(crate) fn verifying(
     }
     let hashers = hasher_parts(&expected)
         .into_iter()
-        .map(|part| Hasher::start(StreamVerifier::new(name.clone(), part)))
+        .map(|part| HashingThread::start(StreamVerifier::new(name.clone(), part)))
         .collect();
     let item_name = name.clone();
     let fail = move |e: simplestreams_core::Error| Error::Verify {
@@ -48,8 +49,7 @@ pub(crate) fn verifying(
         body,
         hashers,
         open: true,
-        batch: Vec::new(),
-        batched: 0,
+        batcher: Batcher::default(),
         fail: Box::new(fail),
         progress,
     };
@@ -59,11 +59,7 @@ pub(crate) fn verifying(
         }
         match st.body.next().await {
             Some(Ok(chunk)) => {
-                st.batched += chunk.len();
-                st.batch.push(chunk.clone());
-                if st.batched >= HASH_BATCH {
-                    let batch = std::mem::take(&mut st.batch);
-                    st.batched = 0;
+                if let Some(batch) = st.batcher.push(chunk.clone()) {
                     if !st.send(batch).await {
                         // A hasher stopped early: too many bytes. Its verdict says so; the
                         // stream must fail either way, or the target would publish a part.
@@ -108,27 +104,6 @@ fn hasher_parts(expected: &Expected) -> Vec<Expected> {
 fn cores() -> usize {
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
-
-/// One hashing thread and the channel that feeds it.
-struct Hasher {
-    tx: tokio::sync::mpsc::Sender<Vec<Bytes>>,
-    done: tokio::task::JoinHandle<simplestreams_core::Result<simplestreams_core::Digests>>,
-}
-
-impl Hasher {
-    fn start(mut verifier: StreamVerifier) -> Hasher {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(2);
-        let done = tokio::task::spawn_blocking(move || {
-            while let Some(batch) = rx.blocking_recv() {
-                for chunk in batch {
-                    verifier.update(&chunk)?;
-                }
-            }
-            verifier.finish()
-        });
-        Hasher { tx, done }
-    }
 }
 
 /// Items up to this size are hashed as they arrive, on the task that receives them: a thread
@@ -181,18 +156,14 @@ fn verifying_inline(
 
 type Fail = Box<dyn Fn(simplestreams_core::Error) -> Error + Send + Sync>;
 
-/// Bytes handed to the hasher at a time: few thread wake-ups, little memory held.
-const HASH_BATCH: usize = 1 << 20;
-
 struct Verifying {
     /// The item, for errors.
     name: String,
     body: ByteStream,
-    hashers: Vec<Hasher>,
+    hashers: Vec<HashingThread>,
     /// False once the stream has ended (with or without an error).
     open: bool,
-    batch: Vec<Bytes>,
-    batched: usize,
+    batcher: Batcher,
     fail: Fail,
     progress: Arc<dyn Progress>,
 }
@@ -204,11 +175,11 @@ impl Verifying {
             return true;
         };
         for hasher in others {
-            if hasher.tx.send(batch.clone()).await.is_err() {
+            if !hasher.send(batch.clone()).await {
                 return false;
             }
         }
-        last.tx.send(batch).await.is_ok()
+        last.send(batch).await
     }
 
     /// Closes the hashers' input and waits for their results; the stream ends after this. When
@@ -216,20 +187,15 @@ impl Verifying {
     /// then the strongest checksum.
     async fn verdict(&mut self) -> Result<()> {
         self.open = false;
-        let rest = std::mem::take(&mut self.batch);
-        // A send error means that hasher already has a verdict.
+        let rest = self.batcher.take();
+        // A failed send means that hasher already has a verdict.
         let _ = self.send(rest).await;
         let mut worst: Option<simplestreams_core::Error> = None;
         for hasher in std::mem::take(&mut self.hashers) {
-            drop(hasher.tx);
-            match hasher.done.await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    if worst.as_ref().is_none_or(|w| severity(&e) > severity(w)) {
-                        worst = Some(e);
-                    }
+            if let Err(e) = hasher.finish().await? {
+                if worst.as_ref().is_none_or(|w| severity(&e) > severity(w)) {
+                    worst = Some(e);
                 }
-                Err(e) => return Err(Error::Aborted(format!("hashing task failed: {e}"))),
             }
         }
         match worst {
@@ -264,11 +230,12 @@ pub(crate) enum Fetch {
     Present,
 }
 
-/// Downloads and inserts one item with a `path`.
+/// Downloads and inserts one item with a `path`, verifying what `checks` asks for.
 pub(crate) async fn fetch_item(
     source: &dyn Source,
     target: &dyn Target,
     item: &NewItem,
+    checks: ChecksumPolicy,
     progress: Arc<dyn Progress>,
 ) -> Result<Fetch> {
     let Some(path) = item.path.as_deref() else {
@@ -309,7 +276,7 @@ pub(crate) async fn fetch_item(
     let body = verifying(
         body,
         item,
-        streamed_checks(target, item),
+        streamed_checks(target, item, checks),
         url.clone(),
         progress,
     );
@@ -317,10 +284,11 @@ pub(crate) async fn fetch_item(
     Ok(Fetch::Downloaded(item.expected.size.unwrap_or(0)))
 }
 
-/// What the engine verifies as the bytes stream: the item's size and checksums, less the kinds
-/// the target checks itself after storing them (see [`Target::self_verified`]).
-fn streamed_checks(target: &dyn Target, item: &NewItem) -> Expected {
-    let mut expected = item.expected.clone();
+/// What the engine verifies as the bytes stream: the item's size and the checksums `checks`
+/// picks, less the kinds the target checks itself after storing them (see
+/// [`Target::self_verified`]).
+fn streamed_checks(target: &dyn Target, item: &NewItem, checks: ChecksumPolicy) -> Expected {
+    let mut expected = item.expected.checks(checks);
     for kind in target.self_verified(item) {
         match kind {
             ChecksumKind::Md5 => expected.md5 = None,
@@ -338,6 +306,7 @@ mod tests {
 
     use super::*;
     use crate::engine::NoProgress;
+    use crate::hashing::HASH_BATCH;
     use crate::source::StoreSource;
     use crate::store::{InMemory, LocalStore, StoreExt, StoreLock};
     use crate::target::{HeldItem, ItemKey, State, StoreTarget};
@@ -378,15 +347,6 @@ mod tests {
         }
         async fn remove_item(&self, key: &ItemKey, held: &HeldItem) -> Result<()> {
             self.inner.remove_item(key, held).await
-        }
-        async fn read_published(&self, path: &str) -> Result<Option<Bytes>> {
-            self.inner.read_published(path).await
-        }
-        async fn publish_products(&self, path: &str, bytes: Bytes) -> Result<()> {
-            self.inner.publish_products(path, bytes).await
-        }
-        async fn publish_index(&self, path: &str, bytes: Bytes) -> Result<()> {
-            self.inner.publish_index(path, bytes).await
         }
     }
 
@@ -430,11 +390,21 @@ mod tests {
     }
 
     /// Fetches `served` as the item described by `expected` into a directory target that
-    /// claims `kinds`; returns the outcome and whether the item's file is there.
+    /// claims `kinds`, verifying every checksum; returns the outcome and whether the item's
+    /// file is there.
     async fn fetch(
         served: &[u8],
         expected: Expected,
         kinds: &[ChecksumKind],
+    ) -> (Result<Fetch>, bool) {
+        fetch_with(served, expected, kinds, ChecksumPolicy::All).await
+    }
+
+    async fn fetch_with(
+        served: &[u8],
+        expected: Expected,
+        kinds: &[ChecksumKind],
+        checks: ChecksumPolicy,
     ) -> (Result<Fetch>, bool) {
         let upstream = InMemory::new();
         upstream
@@ -447,7 +417,14 @@ mod tests {
             inner: StoreTarget::new(Arc::new(LocalStore::new(dir.path()))),
             kinds: kinds.to_vec(),
         };
-        let r = fetch_item(&source, &target, &item(expected), Arc::new(NoProgress)).await;
+        let r = fetch_item(
+            &source,
+            &target,
+            &item(expected),
+            checks,
+            Arc::new(NoProgress),
+        )
+        .await;
         (r, dir.path().join("images/disk1.img").is_file())
     }
 
@@ -478,6 +455,43 @@ mod tests {
         let (r, present) = fetch(DATA, bad_md5, &[]).await;
         assert_eq!(failed_kind(&r), Some(ChecksumKind::Md5), "{r:?}");
         assert!(!present, "a bad md5 leaves no file");
+    }
+
+    #[tokio::test]
+    async fn by_default_the_size_and_the_strongest_checksum_are_verified() {
+        let bad_md5 = Expected {
+            md5: Some("0".repeat(32)),
+            ..good()
+        };
+        let (r, present) = fetch_with(DATA, bad_md5, &[], ChecksumPolicy::Strongest).await;
+        assert_eq!(
+            r.ok(),
+            Some(Fetch::Downloaded(DATA.len() as u64)),
+            "md5 is not checked once sha256 is"
+        );
+        assert!(present);
+        let bad_sha256 = Expected {
+            sha256: Some("0".repeat(64)),
+            ..good()
+        };
+        let (r, present) = fetch_with(DATA, bad_sha256, &[], ChecksumPolicy::Strongest).await;
+        assert_eq!(failed_kind(&r), Some(ChecksumKind::Sha256), "{r:?}");
+        assert!(!present);
+        let md5_only = Expected {
+            md5: Some("0".repeat(32)),
+            sha256: None,
+            ..good()
+        };
+        let (r, present) = fetch_with(DATA, md5_only, &[], ChecksumPolicy::Strongest).await;
+        assert_eq!(
+            failed_kind(&r),
+            Some(ChecksumKind::Md5),
+            "md5 alone is still checked: {r:?}"
+        );
+        assert!(!present);
+        let longer = [DATA, b"!"].concat();
+        let (r, _) = fetch_with(&longer, good(), &[], ChecksumPolicy::Strongest).await;
+        assert!(failed_on_size(&r), "{r:?}");
     }
 
     #[tokio::test]

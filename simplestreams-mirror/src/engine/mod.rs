@@ -1,40 +1,68 @@
 //! The sync engine: plan every products file, fetch and verify new items in parallel, publish
 //! in a safe order, record the state once, then delete what nothing references.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use simplestreams_core::openpgp::SigningKey;
-use simplestreams_core::{Document, FilterSet, PlanLimits, Products, PRODUCTS_FORMAT};
+use simplestreams_core::{
+    json_path, ChecksumPolicy, Document, FilterSet, Index, PlanLimits, Products, PRODUCTS_FORMAT,
+};
 
 use crate::error::{Error, Result};
+use crate::metadata::{MetadataLimits, MetadataReader, SignatureMode, SignaturePolicy};
+use crate::publish::Publisher;
 use crate::source::Source;
-use crate::target::{HeldItem, ItemKey, NewItem, PendingRemoval, State, Target};
+use crate::store::Store;
+use crate::target::{
+    check_mirror_path, HeldItem, ItemKey, NewItem, PendingRemoval, State, StoreTarget, Target,
+};
 
 mod download;
-mod metadata;
+mod fresh;
 mod plan;
 mod publish;
-
-pub use metadata::SignaturePolicy;
+mod read;
 
 use download::{fetch_item, Fetch};
-use metadata::{fetch, Fetched};
 use plan::{kept_paths, plan_products, ProductsPlan};
+use read::Read;
 
 /// Which metadata the target publishes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum MetadataMode {
-    /// The source's files byte for byte (signed files stay signed), as the reference, MAAS and
-    /// the Glance charm expect; they may name items the filters left out.
+    /// The source's files byte for byte (signed files stay signed, and their JSON is published
+    /// beside them as `.json` for clients that read only JSON), as the reference, MAAS and the
+    /// Glance charm expect; they may name items the filters left out.
     #[default]
     Verbatim,
-    /// Only what was mirrored: products files rewritten to the items held; unsigned as `.json`
-    /// (an index entry path `X.sjson` becomes `X.json`), or clear-signed as `.sjson` with
-    /// [`SyncOptions::signing_key`].
+    /// Only what was mirrored: products files rewritten to the items held, as `.json`, and
+    /// with [`SyncOptions::signing_key`] also clear-signed as `.sjson` with a detached
+    /// `.json.gpg`.
     Filtered,
+}
+
+/// Rollback and freeze protection (TUF's lesson): what the engine accepts of a source's dates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freshness {
+    /// Accept metadata older than what was seen before (`--allow-rollback`): by default a file
+    /// whose `updated` is older than the newest seen from the same URL is refused, since a
+    /// validly signed old file is exactly what an attacker replays.
+    pub allow_rollback: bool,
+    /// Warn when a signed source's `updated` is older than this (a source frozen in time);
+    /// `None` never warns.
+    pub stale_after: Option<Duration>,
+}
+
+impl Default for Freshness {
+    fn default() -> Self {
+        Freshness {
+            allow_rollback: false,
+            stale_after: Some(Duration::from_secs(30 * 24 * 3600)),
+        }
+    }
 }
 
 /// Options of a sync.
@@ -52,11 +80,20 @@ pub struct SyncOptions {
     pub jobs: usize,
     /// Which metadata to publish.
     pub metadata: MetadataMode,
-    /// Signature handling.
-    pub signatures: SignaturePolicy,
-    /// With [`MetadataMode::Filtered`]: clear-sign the published files with this key (they are
-    /// then published as `.sjson`).
+    /// Signature handling; `None` decides as the reference does, from the entry path: a
+    /// `.sjson` entry must verify (and needs a keyring), a `.json` one is read as it is.
+    pub signatures: Option<SignaturePolicy>,
+    /// Limits on metadata files.
+    pub metadata_limits: MetadataLimits,
+    /// With [`MetadataMode::Filtered`]: sign the published files with this key.
     pub signing_key: Option<Arc<SigningKey>>,
+    /// Which checksums of an item are verified (the size always is).
+    pub checksums: ChecksumPolicy,
+    /// Rollback and freeze protection.
+    pub freshness: Freshness,
+    /// Re-verify what the target already holds, and fetch again what fails
+    /// (`--verify-existing`).
+    pub verify_existing: bool,
 }
 
 impl Default for SyncOptions {
@@ -68,8 +105,26 @@ impl Default for SyncOptions {
             item_download: true,
             jobs: 4,
             metadata: MetadataMode::default(),
-            signatures: SignaturePolicy::default(),
+            signatures: None,
+            metadata_limits: MetadataLimits::default(),
             signing_key: None,
+            checksums: ChecksumPolicy::default(),
+            freshness: Freshness::default(),
+            verify_existing: false,
+        }
+    }
+}
+
+impl SyncOptions {
+    /// The signature policy in effect (see [`SyncOptions::signatures`]).
+    pub fn signature_policy(&self) -> SignaturePolicy {
+        match &self.signatures {
+            Some(p) => p.clone(),
+            None if self.entry.ends_with(".sjson") => SignaturePolicy {
+                mode: SignatureMode::Require,
+                keyring: None,
+            },
+            None => SignaturePolicy::off(),
         }
     }
 }
@@ -96,10 +151,42 @@ pub struct PlanLine {
     pub op: char,
     /// Which item.
     pub key: ItemKey,
-    /// Its path.
+    /// Its path (or, for an item without a file, its id in the target).
     pub path: String,
     /// Its size, when known.
     pub size: Option<u64>,
+}
+
+/// The totals of a plan: items and bytes to add and to remove. Byte totals saturate rather
+/// than wrap, whatever sizes a stream claims.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanTotals {
+    /// Items to download.
+    pub add: usize,
+    /// Their bytes.
+    pub add_bytes: u64,
+    /// Items to remove.
+    pub remove: usize,
+    /// Their bytes.
+    pub remove_bytes: u64,
+}
+
+impl PlanTotals {
+    /// The totals of `lines`.
+    pub fn of(lines: &[PlanLine]) -> PlanTotals {
+        let mut t = PlanTotals::default();
+        for l in lines {
+            let size = l.size.unwrap_or(0);
+            if l.op == '+' {
+                t.add += 1;
+                t.add_bytes = t.add_bytes.saturating_add(size);
+            } else {
+                t.remove += 1;
+                t.remove_bytes = t.remove_bytes.saturating_add(size);
+            }
+        }
+        t
+    }
 }
 
 /// What a sync did.
@@ -111,6 +198,8 @@ pub struct Report {
     pub bytes: u64,
     /// Items found already present and verified (no download).
     pub present: usize,
+    /// Items held that failed re-verification and were fetched again (`verify_existing`).
+    pub repaired: usize,
     /// Items removed from the mirror.
     pub removed: usize,
     /// Products files published this run.
@@ -128,12 +217,13 @@ impl Report {
     }
 }
 
-/// A sync from a [`Source`] into a [`Target`].
+/// A sync from a [`Source`] into a [`Target`], publishing metadata into a [`Store`] when given
+/// one ([`Mirror::publishing_to`]).
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// use std::sync::Arc;
-/// use simplestreams_mirror::{InMemory, Mirror, StoreExt, StoreSource, StoreTarget, SyncOptions};
+/// use simplestreams_mirror::{InMemory, Mirror, StoreExt, StoreSource, SyncOptions};
 ///
 /// let upstream = InMemory::new();
 /// upstream.put_bytes("streams/v1/p.json", r#"{"format": "products:1.0", "content_id": "c",
@@ -143,9 +233,9 @@ impl Report {
 ///
 /// let mirror = InMemory::new();
 /// let options = SyncOptions { entry: "streams/v1/p.json".into(), ..SyncOptions::default() };
-/// let report = Mirror::new(
+/// let report = Mirror::to_store(
 ///     Arc::new(StoreSource::new(Arc::new(upstream))),
-///     Arc::new(StoreTarget::new(Arc::new(mirror.clone()))),
+///     Arc::new(mirror.clone()),
 ///     options,
 /// ).run().await?;
 /// assert!(report.is_success());
@@ -153,30 +243,50 @@ impl Report {
 /// # Ok::<(), simplestreams_mirror::Error>(()) }).unwrap();
 /// ```
 pub struct Mirror {
-    source: Arc<dyn Source>,
+    reader: MetadataReader,
     target: Arc<dyn Target>,
+    publisher: Option<Publisher>,
     options: SyncOptions,
     progress: Arc<dyn Progress>,
 }
 
 /// Metadata gathered and planned, before any write.
 struct Gathered {
-    /// The entry file when it is an index: its bytes as fetched and as parsed.
-    index: Option<(Fetched, simplestreams_core::Index)>,
+    /// The entry file when it is an index: as read, and as parsed.
+    index: Option<(Read, Index)>,
     plans: Vec<ProductsPlan>,
     /// Products files that could not be fetched or planned.
     errors: Vec<Error>,
 }
 
 impl Mirror {
-    /// A sync with no progress reporting.
+    /// A sync of items into `target` that publishes no metadata (an image service).
     pub fn new(source: Arc<dyn Source>, target: Arc<dyn Target>, options: SyncOptions) -> Mirror {
+        let reader = MetadataReader::new(source, options.signature_policy())
+            .with_limits(options.metadata_limits);
         Mirror {
-            source,
+            reader,
             target,
+            publisher: None,
             options,
             progress: Arc::new(NoProgress),
         }
+    }
+
+    /// A mirror into a store: items, metadata and the engine's state all in `store`.
+    pub fn to_store(
+        source: Arc<dyn Source>,
+        store: Arc<dyn Store>,
+        options: SyncOptions,
+    ) -> Mirror {
+        Mirror::new(source, Arc::new(StoreTarget::new(store.clone())), options).publishing_to(store)
+    }
+
+    /// Publishes the metadata (as [`SyncOptions::metadata`] says) into `store`, signed with
+    /// [`SyncOptions::signing_key`] when given.
+    pub fn publishing_to(mut self, store: Arc<dyn Store>) -> Mirror {
+        self.publisher = Some(Publisher::new(store).signing_with(self.options.signing_key.clone()));
+        self
     }
 
     /// Reports progress to `progress`.
@@ -185,19 +295,8 @@ impl Mirror {
         self
     }
 
-    fn signed_stream(&self) -> bool {
-        self.options.entry.ends_with(".sjson")
-    }
-
-    async fn read_metadata(&self, state: &State, path: &str) -> Result<(Fetched, Bytes)> {
-        let conditional = self.options.metadata == MetadataMode::Verbatim;
-        let fetched = fetch(&*self.source, &*self.target, state, path, conditional).await?;
-        let url = self.source.url(path);
-        let json = self
-            .options
-            .signatures
-            .open_shared(&url, &fetched.raw, self.signed_stream())?;
-        Ok((fetched, json))
+    fn source(&self) -> &dyn Source {
+        &**self.reader.source()
     }
 
     async fn plan_one(
@@ -205,14 +304,15 @@ impl Mirror {
         state: &State,
         content_id: Option<&str>,
         path: &str,
-        pre: Option<(Fetched, Bytes)>,
+        pre: Option<Read>,
     ) -> Result<ProductsPlan> {
-        let (fetched, json) = match pre {
-            Some(p) => p,
-            None => self.read_metadata(state, path).await?,
+        check_mirror_path(path)?;
+        let read = match pre {
+            Some(r) => r,
+            None => self.read(state, path).await?,
         };
-        let url = self.source.url(path);
-        let mut products = Products::from_slice(&json, &url)?;
+        let url = read.file.url.clone();
+        let mut products = Products::from_slice(&read.file.json, &url)?;
         products.expand_aliases(&url)?;
         let cid = content_id
             .unwrap_or_else(|| products.content_id())
@@ -220,23 +320,24 @@ impl Mirror {
         plan_products(
             Some(&cid),
             path,
-            fetched,
+            read,
             products,
             state.content.get(&cid),
             &self.options.filters,
             self.options.limits,
+            self.options.verify_existing,
         )
     }
 
-    async fn gather(&self, state: &State) -> Result<Gathered> {
+    async fn gather(&self, state: &mut State) -> Result<Gathered> {
         let entry = self.options.entry.clone();
-        let (fetched, json) = self.read_metadata(state, &entry).await?;
-        let url = self.source.url(&entry);
-        match Document::from_slice(&json, &url)? {
-            Document::Products(_) => {
-                let plan = self
-                    .plan_one(state, None, &entry, Some((fetched, json)))
-                    .await?;
+        check_mirror_path(&entry)?;
+        let read = self.read(state, &entry).await?;
+        let url = read.file.url.clone();
+        match Document::from_slice(&read.file.json, &url)? {
+            Document::Products(p) => {
+                self.check_fresh(state, &read.file, p.fields.get("updated"))?;
+                let plan = self.plan_one(state, None, &entry, Some(read)).await?;
                 Ok(Gathered {
                     index: None,
                     plans: vec![plan],
@@ -244,19 +345,23 @@ impl Mirror {
                 })
             }
             Document::Index(index) => {
+                self.check_fresh(state, &read.file, index.fields.get("updated"))?;
                 let entries: Vec<(String, String)> = index
                     .index
                     .iter()
                     .filter(|(_, e)| e.is_followed() && e.format() == Some(PRODUCTS_FORMAT))
                     .filter_map(|(cid, e)| Some((cid.clone(), e.path()?.to_string())))
                     .collect();
-                let results: Vec<Result<ProductsPlan>> = stream::iter(entries)
-                    .map(|(cid, path)| async move {
-                        self.plan_one(state, Some(&cid), &path, None).await
-                    })
-                    .buffered(self.options.jobs.max(1))
-                    .collect()
-                    .await;
+                check_distinct_names(&entries, &url)?;
+                let st: &State = state;
+                let results: Vec<Result<ProductsPlan>> =
+                    stream::iter(entries)
+                        .map(|(cid, path)| async move {
+                            self.plan_one(st, Some(&cid), &path, None).await
+                        })
+                        .buffered(self.options.jobs.max(1))
+                        .collect()
+                        .await;
                 let mut plans = Vec::new();
                 let mut errors = Vec::new();
                 for r in results {
@@ -265,8 +370,11 @@ impl Mirror {
                         Err(e) => errors.push(e),
                     }
                 }
+                for p in &plans {
+                    self.check_fresh(state, &p.read.file, p.products.fields.get("updated"))?;
+                }
                 Ok(Gathered {
-                    index: Some((fetched, index)),
+                    index: Some((read, index)),
                     plans,
                     errors,
                 })
@@ -281,8 +389,8 @@ impl Mirror {
     /// The plan, without writing anything (`--dry-run`): `+` lines for items to download,
     /// `-` lines for items to remove. Fails on the first products file that cannot be read.
     pub async fn plan(&self) -> Result<Vec<PlanLine>> {
-        let state = self.target.load_state().await?;
-        let g = self.gather(&state).await?;
+        let mut state = self.target.load_state().await?;
+        let g = self.gather(&mut state).await?;
         if let Some(e) = g.errors.into_iter().next() {
             return Err(e);
         }
@@ -315,53 +423,81 @@ impl Mirror {
         Ok(lines)
     }
 
-    /// Runs the sync. An `Err` means nothing could be done (lock held, entry file unreadable);
-    /// failures of single items or products files are in [`Report::errors`], and what they
-    /// touch is left as it was.
+    /// Runs the sync. An `Err` means nothing could be done (lock held, entry file unreadable,
+    /// a rollback refused); failures of single items or products files are in
+    /// [`Report::errors`], and what they touch is left as it was.
     pub async fn run(&self) -> Result<Report> {
-        let _lock = self.target.lock().await?;
+        self.run_until(std::future::pending()).await
+    }
+
+    /// [`Mirror::run`], stopped when `shutdown` completes (a signal): no further item is
+    /// started, those in flight are abandoned, the target cleans up what they left
+    /// ([`Target::interrupted`]) with the lock still held, and the result is
+    /// [`Error::Interrupted`]. What was published before stays published; nothing half-done
+    /// is.
+    pub async fn run_until(
+        &self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<Report> {
+        let lock = self.target.lock().await?;
+        let outcome = tokio::select! {
+            r = self.run_locked() => Some(r),
+            () = shutdown => None,
+        };
+        let result = match outcome {
+            Some(r) => r,
+            None => {
+                tracing::warn!("interrupted: cleaning up what was in flight");
+                if let Err(e) = self.target.interrupted().await {
+                    tracing::warn!("cleaning up after the interruption failed: {e}");
+                }
+                Err(Error::Interrupted)
+            }
+        };
+        drop(lock);
+        result
+    }
+
+    async fn run_locked(&self) -> Result<Report> {
         let loaded = self.target.load_state().await?;
         let mut state = loaded.clone();
         let mut report = Report::default();
         self.finish_pending(&mut state).await;
 
-        let g = self.gather(&state).await?;
+        let g = self.gather(&mut state).await?;
         report.errors.extend(g.errors);
         let failed_paths = self.download(&g.plans, &mut report).await;
 
         let mut all_ok = report.errors.is_empty();
         let mut removed: Vec<(ItemKey, HeldItem)> = Vec::new();
         for plan in g.plans {
-            let failed: Vec<&NewItem> = plan
+            let failed = plan
                 .add
                 .iter()
+                .chain(&plan.verify)
                 .filter(|n| n.path.as_ref().is_some_and(|p| failed_paths.contains(p)))
-                .collect();
-            if !failed.is_empty() {
+                .count();
+            if failed > 0 {
                 all_ok = false;
-                tracing::error!(
-                    "{}: not published: {} item(s) failed",
-                    plan.path,
-                    failed.len()
-                );
+                if self.publisher.is_some() {
+                    tracing::error!("{}: not published: {failed} item(s) failed", plan.path);
+                }
                 continue;
             }
-            match publish::products(
-                &*self.target,
-                &plan,
-                self.options.metadata,
-                self.options.signing_key.as_deref(),
-            )
-            .await
-            {
+            let published = match &self.publisher {
+                Some(p) => publish::products(p, &plan, self.options.metadata).await,
+                None => Ok(false),
+            };
+            match published {
                 Ok(published) => {
                     if published {
                         report.products_published.push(plan.path.clone());
                     }
                     if self.options.metadata == MetadataMode::Verbatim {
-                        state
-                            .validators
-                            .insert(plan.path.clone(), plan.fetched.validators.clone());
+                        state.validators.insert(
+                            plan.read.file.path.clone(),
+                            plan.read.file.validators.clone(),
+                        );
                     }
                     state.content.insert(plan.content_id.clone(), plan.after);
                     removed.extend(plan.remove);
@@ -372,16 +508,15 @@ impl Mirror {
                 }
             }
         }
-        if let Some((fetched, index)) = &g.index {
+        if let (Some((read, index)), Some(publisher)) = (&g.index, &self.publisher) {
             if all_ok {
                 match publish::index(
-                    &*self.target,
+                    publisher,
                     &self.options.entry,
-                    fetched,
+                    read,
                     index,
                     &state,
                     self.options.metadata,
-                    self.options.signing_key.as_deref(),
                 )
                 .await
                 {
@@ -390,7 +525,7 @@ impl Mirror {
                         if self.options.metadata == MetadataMode::Verbatim {
                             state
                                 .validators
-                                .insert(self.options.entry.clone(), fetched.validators.clone());
+                                .insert(read.file.path.clone(), read.file.validators.clone());
                         }
                     }
                     Err(e) => report.errors.push(e),
@@ -440,31 +575,66 @@ impl Mirror {
         }
     }
 
-    /// Downloads every added item with a path, once per path, `jobs` at a time. Returns the
-    /// paths that failed (their errors go into the report).
+    /// Downloads every added item with a path, once per path, `jobs` at a time, and with
+    /// `verify_existing` fetches again what the target holds but fails verification. Returns
+    /// the paths that failed (their errors go into the report).
     async fn download(&self, plans: &[ProductsPlan], report: &mut Report) -> HashSet<String> {
         let mut failed = HashSet::new();
         if !self.options.item_download {
             return failed;
         }
         let kept = kept_paths(plans);
-        let mut seen = HashSet::new();
+        let mut seen: HashMap<&str, &NewItem> = HashMap::new();
         let mut todo: Vec<&NewItem> = Vec::new();
+        let mut md5_only = 0usize;
         for n in plans.iter().flat_map(|p| &p.add) {
             let Some(path) = &n.path else { continue };
-            if kept.get(path).is_some_and(|h| h.same_content(&n.held())) {
-                report.present += 1;
+            if let Some(k) = kept.get(path) {
+                if k.held.same_content(&n.held()) {
+                    report.present += 1;
+                    continue;
+                }
+                // Downloading it would change the file under an item that stays.
+                failed.insert(path.clone());
+                report.errors.push(conflict(n, &k.key));
                 continue;
             }
-            if seen.insert(path.clone()) {
-                todo.push(n);
+            if let Some(first) = seen.get(path.as_str()) {
+                if first.expected != n.expected {
+                    failed.insert(path.clone());
+                    report.errors.push(conflict(n, &first.key));
+                }
+                continue;
             }
+            seen.insert(path, n);
+            md5_only += usize::from(n.expected.md5_only());
+            todo.push(n);
         }
-        let bytes: u64 = todo.iter().filter_map(|n| n.expected.size).sum();
+        if md5_only > 0 && self.options.checksums == ChecksumPolicy::Strongest {
+            tracing::warn!(
+                "{md5_only} item(s) give only an md5, which alone proves little against tampering"
+            );
+        }
+        let repairs = self.check_existing(plans).await;
+        report.repaired = repairs.len();
+        todo.extend(repairs);
+
+        let bytes = todo
+            .iter()
+            .filter_map(|n| n.expected.size)
+            .fold(0u64, u64::saturating_add);
         self.progress.start(todo.len() as u64, bytes);
+        let checks = self.options.checksums;
         let mut results = stream::iter(todo)
             .map(|n| async move {
-                let r = fetch_item(&*self.source, &*self.target, n, self.progress.clone()).await;
+                let r = fetch_item(
+                    self.source(),
+                    &*self.target,
+                    n,
+                    checks,
+                    self.progress.clone(),
+                )
+                .await;
                 self.progress.item_done(&n.key, r.is_ok());
                 (n, r)
             })
@@ -473,7 +643,7 @@ impl Mirror {
             match r {
                 Ok(Fetch::Downloaded(b)) => {
                     report.downloaded += 1;
-                    report.bytes += b;
+                    report.bytes = report.bytes.saturating_add(b);
                 }
                 Ok(Fetch::Present) => report.present += 1,
                 Err(e) => {
@@ -487,4 +657,61 @@ impl Mirror {
         }
         failed
     }
+
+    /// With `verify_existing`: the items held that no longer verify, to be fetched again.
+    async fn check_existing<'p>(&self, plans: &'p [ProductsPlan]) -> Vec<&'p NewItem> {
+        let held: Vec<&NewItem> = plans.iter().flat_map(|p| &p.verify).collect();
+        let jobs = self.options.jobs.max(1);
+        let results: Vec<(&NewItem, Result<bool>)> = stream::iter(held)
+            .map(|n| async move { (n, self.target.has_content(n).await) })
+            .buffer_unordered(jobs)
+            .collect()
+            .await;
+        let mut repair = Vec::new();
+        for (n, r) in results {
+            match r {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!("{}: held, but fails verification: fetching it again", n.key);
+                    repair.push(n);
+                }
+                Err(e) => tracing::warn!("{}: cannot verify what is held: {e}", n.key),
+            }
+        }
+        repair
+    }
+}
+
+/// Two items claiming one path with different content: the second is refused.
+fn conflict(item: &NewItem, other: &ItemKey) -> Error {
+    Error::Verify {
+        item: item.key.to_string(),
+        url: item.path.clone().unwrap_or_default(),
+        source: Box::new(simplestreams_core::Error::Unverifiable {
+            item: item.key.to_string(),
+            message: format!(
+                "its path is also the path of {other}, whose size or checksums differ; one file \
+                 cannot be both"
+            ),
+        }),
+    }
+}
+
+/// Refuses an index whose products files would be published under one name: `a.json` and
+/// `a.sjson` of two content ids are both published as `a.json`.
+fn check_distinct_names(entries: &[(String, String)], url: &str) -> Result<()> {
+    let mut names: HashMap<String, &str> = HashMap::new();
+    for (cid, path) in entries {
+        if let Some(first) = names.insert(json_path(path), cid) {
+            return Err(Error::Location {
+                location: url.to_string(),
+                message: format!(
+                    "content ids {first:?} and {cid:?} name products files that would be \
+                     published under one name, {}",
+                    json_path(path)
+                ),
+            });
+        }
+    }
+    Ok(())
 }

@@ -9,19 +9,21 @@ use simplestreams_core::{
     PlanLimits, Products,
 };
 
-use super::metadata::Fetched;
+use super::read::Read;
 use crate::error::Result;
-use crate::target::{ContentState, HeldItem, ItemKey, NewItem};
+use crate::target::{check_mirror_path, ContentState, HeldItem, ItemKey, NewItem};
 
 /// What one products file needs.
 #[derive(Debug)]
 pub(crate) struct ProductsPlan {
     pub content_id: String,
     pub path: String,
-    pub fetched: Fetched,
+    pub read: Read,
     pub products: Products,
     /// Items of the versions to add (those passing the filters), newest version first.
     pub add: Vec<NewItem>,
+    /// Items held and kept, to verify again (`verify_existing`).
+    pub verify: Vec<NewItem>,
     /// Items of the versions to remove.
     pub remove: Vec<(ItemKey, HeldItem)>,
     /// What the target holds for this content id once the plan is carried out.
@@ -43,15 +45,58 @@ fn expected_of(lookup: impl Fn(&str) -> Option<String>) -> Expected {
     }
 }
 
+/// The item `id` of `products` as the engine adds it: its effective fields (product, version
+/// and item levels; the top level left out), path, size and checksums. A path, wherever it was
+/// inherited from (an `_aliases` value, a product), is checked like one given on the item.
+fn new_item(products: &Products, id: ItemId<'_>, key: ItemKey) -> Result<NewItem> {
+    let fields: IndexMap<String, String> = flatten(products, id, false)
+        .map(|f| {
+            f.into_iter()
+                .map(|(k, v)| (k.to_string(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    // The item's effective value of a field: from the levels below the top as flattened, else
+    // from the top level (what `flatten(.., true)` would give).
+    let lookup = |k: &str| {
+        fields.get(k).cloned().or_else(|| {
+            products
+                .fields
+                .get(k)
+                .and_then(scalar_string)
+                .map(Cow::into_owned)
+        })
+    };
+    let path = lookup("path");
+    if let Some(p) = &path {
+        check_mirror_path(p).map_err(|e| crate::error::Error::Verify {
+            item: key.to_string(),
+            url: p.clone(),
+            source: Box::new(simplestreams_core::Error::Unverifiable {
+                item: key.to_string(),
+                message: e.to_string(),
+            }),
+        })?;
+    }
+    Ok(NewItem {
+        key,
+        path,
+        expected: expected_of(lookup),
+        fields,
+    })
+}
+
 /// Plans one products file against what the target holds for it.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn plan_products(
     content_id: Option<&str>,
     path: &str,
-    fetched: Fetched,
+    read: Read,
     products: Products,
     held: Option<&ContentState>,
     filters: &FilterSet,
     limits: PlanLimits,
+    verify_existing: bool,
 ) -> Result<ProductsPlan> {
     let content_id = content_id
         .unwrap_or_else(|| products.content_id())
@@ -81,6 +126,7 @@ pub(crate) fn plan_products(
         items: held_items.clone(),
     };
     let mut add = Vec::new();
+    let mut verify = Vec::new();
     let mut remove = Vec::new();
     let key = |product: &str, version: &str, item: &str| ItemKey {
         content_id: content_id.clone(),
@@ -118,30 +164,7 @@ pub(crate) fn plan_products(
                 continue;
             };
             for &id in sels {
-                let fields: IndexMap<String, String> = flatten(&products, id, false)
-                    .map(|f| {
-                        f.into_iter()
-                            .map(|(k, v)| (k.to_string(), v.into_owned()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                // The item's effective value of a field: from the levels below the top as
-                // flattened, else from the top level (what `flatten(.., true)` would give).
-                let lookup = |k: &str| {
-                    fields.get(k).cloned().or_else(|| {
-                        products
-                            .fields
-                            .get(k)
-                            .and_then(scalar_string)
-                            .map(Cow::into_owned)
-                    })
-                };
-                let new = NewItem {
-                    key: key(product, version, id.item),
-                    path: lookup("path"),
-                    expected: expected_of(lookup),
-                    fields,
-                };
+                let new = new_item(&products, id, key(product, version, id.item))?;
                 after
                     .items
                     .entry(product.to_string())
@@ -155,21 +178,45 @@ pub(crate) fn plan_products(
         if after.items.get(product).is_some_and(BTreeMap::is_empty) {
             after.items.remove(product);
         }
+        if verify_existing {
+            // Versions held and kept that the source still describes.
+            let kept = target
+                .iter()
+                .filter(|v| !plan.remove.iter().any(|r| r == *v));
+            for version in kept {
+                let Some(sels) = by_product.get(product).and_then(|v| v.get(*version)) else {
+                    continue;
+                };
+                for &id in sels {
+                    let n = new_item(&products, id, key(product, version, id.item))?;
+                    if n.path.is_some() {
+                        verify.push(n);
+                    }
+                }
+            }
+        }
     }
     Ok(ProductsPlan {
         content_id,
         path: path.to_string(),
-        fetched,
+        read,
         products,
         add,
+        verify,
         remove,
         after,
     })
 }
 
-/// The paths added items would share with items already kept, with equal content: those need
-/// no download.
-pub(crate) fn kept_paths(plans: &[ProductsPlan]) -> HashMap<String, HeldItem> {
+/// An item kept by a plan, and what it holds.
+pub(crate) struct Kept {
+    pub key: ItemKey,
+    pub held: HeldItem,
+}
+
+/// The paths of the items every plan keeps (not those it adds): an added item with the same
+/// path and content needs no download, and one with other content must not replace it.
+pub(crate) fn kept_paths(plans: &[ProductsPlan]) -> HashMap<String, Kept> {
     let mut kept = HashMap::new();
     for plan in plans {
         let adding: std::collections::HashSet<&ItemKey> = plan.add.iter().map(|n| &n.key).collect();
@@ -184,7 +231,13 @@ pub(crate) fn kept_paths(plans: &[ProductsPlan]) -> HashMap<String, HeldItem> {
                         item: item.clone(),
                     };
                     if !adding.contains(&k) {
-                        kept.insert(path.clone(), held.clone());
+                        kept.insert(
+                            path.clone(),
+                            Kept {
+                                key: k,
+                                held: held.clone(),
+                            },
+                        );
                     }
                 }
             }
@@ -199,10 +252,16 @@ mod tests {
 
     use super::*;
 
-    fn fetched() -> Fetched {
-        Fetched {
-            raw: Bytes::new(),
-            validators: Default::default(),
+    fn read() -> Read {
+        Read {
+            file: crate::metadata::MetadataFile {
+                path: "streams/v1/p.json".into(),
+                url: "memory:streams/v1/p.json".into(),
+                raw: Bytes::new(),
+                json: Bytes::new(),
+                signer: None,
+                validators: Default::default(),
+            },
             not_modified: false,
         }
     }
@@ -217,11 +276,12 @@ mod tests {
         let plan = plan_products(
             None,
             "streams/v1/p.json",
-            fetched(),
+            read(),
             products,
             None,
             &FilterSet::parse(&["arch=amd64"]).expect("filters"),
             PlanLimits::default(),
+            false,
         )
         .expect("plan");
         let by_item: HashMap<&str, &NewItem> =

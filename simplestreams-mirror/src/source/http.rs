@@ -1,161 +1,18 @@
-//! The one HTTP layer: a shared client, retries with backoff, status-to-error mapping, Range.
+//! A mirror over HTTP(S): GETs with retries (the workspace's `http-retry` layer), conditional
+//! requests, and bodies that resume with `Range` after a cut.
 
 use std::fmt;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use reqwest::header::{self, HeaderMap};
+use http_retry::{HttpOptions, RetryConfig};
 use reqwest::StatusCode;
 use url::Url;
 
+use super::request::{content_range, validators_of, Requester};
 use super::resume::resuming;
-use super::{RetryConfig, Source};
+use super::Source;
 use crate::error::{Error, Result};
-use crate::store::{GetOptions, GetResult, ObjectMeta, Validators};
-
-/// HTTP client settings.
-///
-/// Defaults: connect timeout 10 s, read timeout 60 s (time without receiving a byte), retries as
-/// [`RetryConfig::default`], no automatic decompression (image bytes are stored as served, so
-/// that their checksums match).
-#[derive(Debug, Clone)]
-pub struct HttpConfig {
-    /// Time allowed to establish a connection.
-    pub connect_timeout: Duration,
-    /// Time allowed between two reads of a response.
-    pub read_timeout: Duration,
-    /// Retry policy.
-    pub retry: RetryConfig,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            connect_timeout: Duration::from_secs(10),
-            read_timeout: Duration::from_secs(60),
-            retry: RetryConfig::default(),
-        }
-    }
-}
-
-impl HttpConfig {
-    /// Builds a client with these settings (one per process; it pools connections).
-    pub fn client(&self) -> Result<reqwest::Client> {
-        reqwest::Client::builder()
-            .connect_timeout(self.connect_timeout)
-            .read_timeout(self.read_timeout)
-            .user_agent(concat!("simplestreams-rs/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Transport {
-                url: String::new(),
-                message: format!("cannot build the HTTP client: {e}"),
-            })
-    }
-}
-
-/// Sends requests with retries; shared by [`HttpSource`] and its resuming body.
-#[derive(Debug, Clone)]
-pub(crate) struct Requester {
-    pub(crate) client: reqwest::Client,
-    pub(crate) retry: RetryConfig,
-}
-
-impl Requester {
-    /// GET `url` from `offset`, conditionally; retries what is worth retrying. Answers with a
-    /// response whose status is 2xx or 304; 404 and 410 are [`Error::NotFound`].
-    pub(crate) async fn request(
-        &self,
-        url: &Url,
-        offset: u64,
-        validators: Option<&Validators>,
-    ) -> Result<reqwest::Response> {
-        let mut attempt = 0;
-        loop {
-            let mut req = self.client.get(url.clone());
-            if offset > 0 {
-                req = req.header(header::RANGE, format!("bytes={offset}-"));
-            }
-            if let Some(v) = validators {
-                if let Some(etag) = &v.etag {
-                    req = req.header(header::IF_NONE_MATCH, etag);
-                }
-                if let Some(lm) = &v.last_modified {
-                    req = req.header(header::IF_MODIFIED_SINCE, lm);
-                }
-            }
-            let failure = match req.send().await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    if status.is_success() || status == StatusCode::NOT_MODIFIED {
-                        return Ok(resp);
-                    }
-                    if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
-                        return Err(Error::NotFound {
-                            location: url.to_string(),
-                        });
-                    }
-                    if !RetryConfig::retryable_status(status.as_u16()) {
-                        return Err(Error::Http {
-                            url: url.to_string(),
-                            status: status.as_u16(),
-                            message: String::new(),
-                        });
-                    }
-                    Error::Http {
-                        url: url.to_string(),
-                        status: status.as_u16(),
-                        message: format!("after {} attempts", attempt + 1),
-                    }
-                }
-                Err(e) => Error::Transport {
-                    url: url.to_string(),
-                    message: format!("{} (after {} attempts)", error_chain(&e), attempt + 1),
-                },
-            };
-            if attempt >= self.retry.max_retries {
-                return Err(failure);
-            }
-            let wait = self.retry.backoff(attempt);
-            tracing::debug!("{failure}; retrying in {wait:?}");
-            tokio::time::sleep(wait).await;
-            attempt += 1;
-        }
-    }
-}
-
-/// The error and its causes on one line (reqwest's own message hides the cause).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
-}
-
-pub(crate) fn validators_of(headers: &HeaderMap) -> Validators {
-    let get = |h| {
-        headers
-            .get(h)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    Validators {
-        etag: get(header::ETAG),
-        last_modified: get(header::LAST_MODIFIED),
-    }
-}
-
-/// `Content-Range: bytes START-END/TOTAL` → (START, TOTAL).
-pub(crate) fn content_range(headers: &HeaderMap) -> Option<(u64, Option<u64>)> {
-    let v = headers.get(header::CONTENT_RANGE)?.to_str().ok()?;
-    let rest = v.trim().strip_prefix("bytes ")?;
-    let (range, total) = rest.split_once('/')?;
-    let (start, _) = range.split_once('-')?;
-    Some((start.trim().parse().ok()?, total.trim().parse().ok()))
-}
+use crate::store::{GetOptions, GetResult, ObjectMeta};
 
 /// A mirror over HTTP(S).
 #[derive(Debug, Clone)]
@@ -166,8 +23,11 @@ pub struct HttpSource {
 
 impl HttpSource {
     /// A source rooted at `location` (`http://host/path/`), with its own client.
-    pub fn new(location: &str, config: &HttpConfig) -> Result<HttpSource> {
-        HttpSource::with_client(location, config.client()?, config.retry)
+    pub fn new(location: &str, options: &HttpOptions) -> Result<HttpSource> {
+        let client = options
+            .client()
+            .map_err(|e| Error::transport(location, "cannot build the HTTP client", e))?;
+        HttpSource::with_client(location, client, options.retry)
     }
 
     /// A source sharing an existing client (connections are pooled per client).
@@ -223,7 +83,7 @@ impl Source for HttpSource {
         let url = self.url_of(path)?;
         let offset = options.offset.unwrap_or(0);
         let cond = options.if_not_modified.as_ref().filter(|v| !v.is_empty());
-        let resp = self.requester.request(&url, offset, cond).await?;
+        let resp = self.requester.get(&url, offset, cond).await?;
         if resp.status() == StatusCode::NOT_MODIFIED {
             return Ok(GetResult::NotModified);
         }
@@ -237,6 +97,7 @@ impl Source for HttpSource {
                         message: format!(
                             "asked for bytes from {offset}, got Content-Range {other:?}"
                         ),
+                        source: None,
                     })
                 }
             }
@@ -248,6 +109,11 @@ impl Source for HttpSource {
             path: path.to_string(),
             size,
             validators: validators.clone(),
+            content_encoding: resp
+                .headers()
+                .get(reqwest::header::CONTENT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
         };
         let body = resuming(
             self.requester.clone(),

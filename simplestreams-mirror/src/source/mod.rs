@@ -5,16 +5,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use http_retry::HttpOptions;
 
 use crate::error::{Error, Result};
 use crate::store::{GetOptions, GetResult, LocalStore, Store};
 
 mod http;
+mod request;
 mod resume;
-mod retry;
 
-pub use http::{HttpConfig, HttpSource};
-pub use retry::RetryConfig;
+pub use http::HttpSource;
 
 /// Read access to a mirror: every path is relative to the mirror root.
 #[async_trait]
@@ -111,7 +111,7 @@ impl Source for FallbackSource {
 }
 
 /// Opens a mirror root given as `http(s)://…`, `file://…` or a plain directory path.
-pub fn open_source(location: &str, http: &HttpConfig) -> Result<Arc<dyn Source>> {
+pub fn open_source(location: &str, http: &HttpOptions) -> Result<Arc<dyn Source>> {
     match local_dir(location)? {
         Some(dir) => Ok(Arc::new(StoreSource::new(Arc::new(LocalStore::new(dir))))),
         None => Ok(Arc::new(HttpSource::new(location, http)?)),

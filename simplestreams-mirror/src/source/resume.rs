@@ -8,7 +8,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use reqwest::StatusCode;
 use url::Url;
 
-use super::http::{content_range, error_chain, validators_of, Requester};
+use super::request::{content_range, validators_of, Requester};
 use crate::error::{Error, Result};
 use crate::store::ByteStream;
 
@@ -64,6 +64,15 @@ pub(crate) fn resuming(
     .boxed()
 }
 
+/// Why a body stopped before its end.
+#[derive(Debug, thiserror::Error)]
+enum Cut {
+    #[error(transparent)]
+    Error(reqwest::Error),
+    #[error("connection closed at byte {at} of {total}")]
+    Closed { at: u64, total: u64 },
+}
+
 impl Body {
     async fn next_chunk(&mut self) -> Result<Option<Bytes>> {
         loop {
@@ -81,82 +90,83 @@ impl Body {
                     self.failures = 0;
                     return Ok(Some(chunk));
                 }
-                Some(Err(e)) => error_chain(&e),
+                Some(Err(e)) => Cut::Error(e.without_url()),
                 None => match self.total {
                     // A connection closed before the announced end is a cut, not an end.
-                    Some(total) if self.pos < total => {
-                        format!("connection closed at byte {} of {total}", self.pos)
-                    }
+                    Some(total) if self.pos < total => Cut::Closed {
+                        at: self.pos,
+                        total,
+                    },
                     _ => return Ok(None),
                 },
             };
-            self.reconnect(why).await?;
+            self.resume(why).await?;
         }
     }
 
-    async fn reconnect(&mut self, why: String) -> Result<()> {
-        loop {
-            if self.failures >= self.requester.retry.max_retries {
+    /// Asks again from the first byte not delivered. Cuts without a byte of progress in
+    /// between are counted: after as many as the retry policy allows, the cut is the answer.
+    /// The request itself goes through the retry layer, so one that fails is final.
+    async fn resume(&mut self, why: Cut) -> Result<()> {
+        if self.failures >= self.requester.retry.max_retries {
+            return Err(Error::transport(
+                self.url.as_str(),
+                format!(
+                    "cut at byte {} (gave up after {} resumes)",
+                    self.pos, self.failures
+                ),
+                why,
+            ));
+        }
+        let wait = self.requester.retry.backoff(self.failures);
+        self.failures += 1;
+        tracing::info!(
+            "{}: {why}; resuming at byte {} in {wait:?}",
+            self.url,
+            self.pos
+        );
+        tokio::time::sleep(wait).await;
+        let resp = self.requester.get(&self.url, self.pos, None).await?;
+        let etag = validators_of(resp.headers()).etag;
+        if let (Some(old), Some(new)) = (&self.etag, &etag) {
+            if old != new {
                 return Err(Error::Transport {
                     url: self.url.to_string(),
-                    message: format!("{why} (gave up after {} resumes)", self.failures),
+                    message: format!("changed while downloading (ETag {old} then {new})"),
+                    source: None,
                 });
             }
-            let wait = self.requester.retry.backoff(self.failures);
-            self.failures += 1;
-            tracing::info!(
-                "{}: {why}; resuming at byte {} in {wait:?}",
-                self.url,
-                self.pos
-            );
-            tokio::time::sleep(wait).await;
-            let resp = match self.requester.request(&self.url, self.pos, None).await {
-                Ok(r) => r,
-                Err(e) if e.is_not_found() => return Err(e),
-                Err(e) => {
-                    tracing::info!("{e}");
-                    continue;
-                }
-            };
-            let etag = validators_of(resp.headers()).etag;
-            if let (Some(old), Some(new)) = (&self.etag, &etag) {
-                if old != new {
+        }
+        match resp.status() {
+            StatusCode::PARTIAL_CONTENT => match content_range(resp.headers()) {
+                Some((start, _)) if start == self.pos => self.skip = 0,
+                other => {
                     return Err(Error::Transport {
                         url: self.url.to_string(),
-                        message: format!("changed while downloading (ETag {old} then {new})"),
-                    });
-                }
-            }
-            match resp.status() {
-                StatusCode::PARTIAL_CONTENT => match content_range(resp.headers()) {
-                    Some((start, _)) if start == self.pos => self.skip = 0,
-                    other => {
-                        return Err(Error::Transport {
-                            url: self.url.to_string(),
-                            message: format!(
-                                "asked to resume at byte {}, got Content-Range {other:?}",
-                                self.pos
-                            ),
-                        })
-                    }
-                },
-                StatusCode::OK => {
-                    tracing::info!(
-                        "{}: the server ignored Range; reading again from byte 0",
-                        self.url
-                    );
-                    self.skip = self.pos;
-                }
-                other => {
-                    return Err(Error::Http {
-                        url: self.url.to_string(),
-                        status: other.as_u16(),
-                        message: "unexpected answer to a resumed request".into(),
+                        message: format!(
+                            "asked to resume at byte {}, got Content-Range {other:?}",
+                            self.pos
+                        ),
+                        source: None,
                     })
                 }
+            },
+            StatusCode::OK => {
+                tracing::info!(
+                    "{}: the server ignored Range; reading again from byte 0",
+                    self.url
+                );
+                self.skip = self.pos;
             }
-            self.inner = resp.bytes_stream().boxed();
-            return Ok(());
+            other => {
+                return Err(Error::Http {
+                    url: self.url.to_string(),
+                    status: other.as_u16(),
+                    message: "unexpected answer to a resumed request".into(),
+                })
+            }
         }
+        self.inner = resp.bytes_stream().boxed();
+        Ok(())
     }
 }

@@ -74,6 +74,7 @@ impl InMemory {
                 etag: Some(format!("\"{generation}\"")),
                 last_modified: None,
             },
+            content_encoding: None,
         }
     }
 }

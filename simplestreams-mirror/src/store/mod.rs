@@ -57,6 +57,9 @@ pub struct ObjectMeta {
     pub size: Option<u64>,
     /// Validators for a later conditional request.
     pub validators: Validators,
+    /// The `Content-Encoding` the bytes were sent with (HTTP only); item bytes are kept as
+    /// sent, metadata is decoded.
+    pub content_encoding: Option<String>,
 }
 
 /// Options of [`Store::get`]; grows without breaking callers.
@@ -66,6 +69,10 @@ pub struct GetOptions {
     pub offset: Option<u64>,
     /// Answer [`GetResult::NotModified`] if the object still matches these validators.
     pub if_not_modified: Option<Validators>,
+    /// The caller reads the object whole (metadata) and refuses it beyond this many bytes: a
+    /// backend may then deliver an object up to that size in one chunk, read as fast as it
+    /// can (a local file in one go, on two threads when large).
+    pub whole_up_to: Option<u64>,
 }
 
 /// The answer to [`Store::get`].

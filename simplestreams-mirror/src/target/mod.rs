@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::fmt::{self, Debug, Display};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use simplestreams_core::{ChecksumKind, Expected};
@@ -121,6 +120,10 @@ pub struct State {
     /// Removed items whose content may still need deleting.
     #[serde(default)]
     pub pending: Vec<PendingRemoval>,
+    /// The newest `updated` seen of each metadata file, by URL: a source serving an older
+    /// file is refused (rollback protection).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub seen: BTreeMap<String, String>,
 }
 
 impl State {
@@ -163,16 +166,36 @@ impl NewItem {
     }
 }
 
-/// Item-level storage: the engine's view of a mirror destination.
+/// Refuses a path that no item or metadata file may have in a mirror: unsafe (absolute,
+/// `..`, see [`simplestreams_core::check_safe_path`]) or inside the engine's private
+/// [`STATE_DIR`], where it would overwrite the state or the lock.
+pub fn check_mirror_path(path: &str) -> Result<()> {
+    simplestreams_core::check_safe_path(path)?;
+    let first = path
+        .trim_start_matches("./")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    if first == STATE_DIR {
+        return Err(simplestreams_core::Error::UnsafePath {
+            path: path.to_string(),
+            reason: "inside .sstream-mirror/, which holds the mirror's own state and lock",
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Item-level storage: the engine's view of a mirror destination. Publishing metadata is not
+/// its job: the engine writes metadata into a [`crate::Store`] with a [`crate::Publisher`].
 ///
 /// A directory or object store implements it through [`StoreTarget`]; a cloud image service
 /// implements it directly (an image per item). The contract, checked by
 /// `testkit::target_conformance` (feature `testkit`):
 /// - `insert_item` consumes a body that ends with an error if verification fails; the item must
 ///   then not be visible at all;
-/// - `publish_*` make a metadata file visible atomically;
-/// - `save_state` replaces the state atomically; `load_state` returns what was last saved (or an
-///   empty state);
+/// - `save_state` replaces the state atomically; `load_state` returns what was last saved (or,
+///   for a target that reads what it holds from the service itself, what is there);
 /// - `lock` is held for a whole sync, so that two syncs never interleave.
 #[async_trait]
 pub trait Target: Send + Sync + Debug + Display + 'static {
@@ -195,8 +218,8 @@ pub trait Target: Send + Sync + Debug + Display + 'static {
     /// Checksum kinds of `item` that this target checks itself against the metadata once it has
     /// stored the bytes, so that the engine need not compute them while streaming (Glance
     /// computes the md5 of what it stores; hashing it twice on the same machine costs an upload
-    /// a core's worth of time). The size and every other kind given are still verified in the
-    /// stream. A target naming a kind must fail `insert_item`, leaving nothing visible, when
+    /// a core's worth of time). The size and every other kind verified are still checked in
+    /// the stream. A target naming a kind must fail `insert_item`, leaving nothing visible, when
     /// that checksum differs. The default, none, has the engine verify everything: what a
     /// directory or object store needs, since it keeps no digest of its own.
     fn self_verified(&self, _item: &NewItem) -> Vec<ChecksumKind> {
@@ -206,12 +229,11 @@ pub trait Target: Send + Sync + Debug + Display + 'static {
     /// Removes an item's content (the engine calls it only when nothing kept refers to it).
     async fn remove_item(&self, key: &ItemKey, held: &HeldItem) -> Result<()>;
 
-    /// A metadata file as published, `None` if absent.
-    async fn read_published(&self, path: &str) -> Result<Option<Bytes>>;
-
-    /// Publishes a products file.
-    async fn publish_products(&self, path: &str, bytes: Bytes) -> Result<()>;
-
-    /// Publishes an index file (after the products files it names).
-    async fn publish_index(&self, path: &str, bytes: Bytes) -> Result<()>;
+    /// A sync holding the lock was interrupted while inserts were in flight: removes what
+    /// they left behind (an image service's half-uploaded images). The default does nothing,
+    /// which is right for a store: a put cut short publishes nothing and removes its
+    /// temporary file.
+    async fn interrupted(&self) -> Result<()> {
+        Ok(())
+    }
 }

@@ -49,6 +49,11 @@ impl StoreTarget {
             .await?;
         Ok(())
     }
+
+    /// The state's path, for messages.
+    fn state_location(&self) -> String {
+        format!("{}/{STATE_FILE}", self.store)
+    }
 }
 
 impl fmt::Display for StoreTarget {
@@ -70,14 +75,14 @@ impl Target for StoreTarget {
             Err(e) => return Err(e),
         };
         serde_json::from_slice(&bytes).map_err(|e| Error::State {
-            path: format!("{}/{STATE_FILE}", self.store),
+            path: self.state_location(),
             message: e.to_string(),
         })
     }
 
     async fn save_state(&self, state: &State) -> Result<()> {
         let bytes = serde_json::to_vec(state).map_err(|e| Error::State {
-            path: format!("{}/{STATE_FILE}", self.store),
+            path: self.state_location(),
             message: e.to_string(),
         })?;
         self.publish(STATE_FILE, bytes.into()).await
@@ -124,21 +129,5 @@ impl Target for StoreTarget {
             Some(path) => self.store.delete_if_present(path).await,
             None => Ok(()),
         }
-    }
-
-    async fn read_published(&self, path: &str) -> Result<Option<Bytes>> {
-        match self.store.get_bytes(path).await {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    async fn publish_products(&self, path: &str, bytes: Bytes) -> Result<()> {
-        self.publish(path, bytes).await
-    }
-
-    async fn publish_index(&self, path: &str, bytes: Bytes) -> Result<()> {
-        self.publish(path, bytes).await
     }
 }

@@ -6,11 +6,10 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use serde_json::{json, Value};
 use simplestreams_mirror::{
-    ByteStream, HeldItem, InMemory, ItemKey, NewItem, Result, State, StoreExt, StoreLock,
-    StoreTarget, Target,
+    byte_stream, collect, ByteStream, GetOptions, GetResult, HeldItem, InMemory, ItemKey, NewItem,
+    ObjectMeta, PutOptions, Result, State, Store, StoreExt, StoreLock, StoreTarget, Target,
 };
 
 pub fn md5_hex(data: &[u8]) -> String {
@@ -103,8 +102,9 @@ pub enum Op {
     SaveState,
 }
 
-/// A [`StoreTarget`] that logs every call, and checks at each publication that every path the
-/// published metadata (filtered view) names exists.
+/// A [`StoreTarget`] that logs every call, and the store metadata is published into, which logs
+/// each publication and checks that every path the published metadata (filtered view) names
+/// exists.
 #[derive(Debug)]
 pub struct Recording {
     pub inner: StoreTarget,
@@ -165,17 +165,53 @@ impl Target for Recording {
         self.log(Op::Remove(held.path.clone().unwrap_or_default()));
         self.inner.remove_item(key, held).await
     }
-    async fn read_published(&self, path: &str) -> Result<Option<Bytes>> {
-        self.inner.read_published(path).await
+}
+
+/// The store side: metadata puts (below `streams/`) are logged as publications.
+#[async_trait]
+impl Store for Recording {
+    async fn get(&self, path: &str, options: GetOptions) -> Result<GetResult> {
+        self.store.get(path, options).await
     }
-    async fn publish_products(&self, path: &str, bytes: Bytes) -> Result<()> {
-        self.check_named_paths_exist(&bytes).await;
-        self.log(Op::Products(path.into()));
-        self.inner.publish_products(path, bytes).await
+    async fn head(&self, path: &str) -> Result<Option<ObjectMeta>> {
+        self.store.head(path).await
     }
-    async fn publish_index(&self, path: &str, bytes: Bytes) -> Result<()> {
-        self.log(Op::Index(path.into()));
-        self.inner.publish_index(path, bytes).await
+    async fn put(&self, path: &str, body: ByteStream, options: PutOptions) -> Result<ObjectMeta> {
+        if !path.starts_with("streams/") {
+            return self.store.put(path, body, options).await;
+        }
+        let bytes = collect(body).await?;
+        if path
+            .rsplit('/')
+            .next()
+            .is_some_and(|n| n.starts_with("index."))
+        {
+            self.log(Op::Index(path.into()));
+        } else if path.ends_with(".json") || path.ends_with(".sjson") {
+            if let Ok(json) = strip(&bytes) {
+                self.check_named_paths_exist(&json).await;
+            }
+            self.log(Op::Products(path.into()));
+        }
+        self.store.put(path, byte_stream(bytes), options).await
+    }
+    async fn delete(&self, path: &str) -> Result<()> {
+        self.store.delete(path).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        self.store.list(prefix).await
+    }
+    async fn lock(&self, name: &str) -> Result<StoreLock> {
+        self.store.lock(name).await
+    }
+}
+
+/// The JSON of a metadata file, signed or not.
+fn strip(bytes: &[u8]) -> std::result::Result<Vec<u8>, simplestreams_core::Error> {
+    if simplestreams_core::is_clearsigned(bytes) {
+        simplestreams_core::strip_clearsigned(bytes, "published")
+    } else {
+        Ok(bytes.to_vec())
     }
 }
 

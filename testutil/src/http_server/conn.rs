@@ -1,5 +1,5 @@
-//! One HTTP/1.1 connection: read request heads (with `httparse`), answer each, keep the
-//! connection alive until the client closes it or a fault breaks its framing.
+//! One HTTP/1.1 connection: read request heads (with `httparse`) and bodies, answer each, keep
+//! the connection alive until the client closes it or a fault breaks its framing.
 //!
 //! The response is written by hand, byte for byte, because the faults (a short body, a wrong
 //! `Content-Length`, a cut) are exactly what a real HTTP library refuses to produce.
@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::body::{self, Framing};
 use super::fault::Plan;
 use super::respond::{reason, RequestHead, Response};
 use super::Shared;
@@ -25,23 +26,37 @@ pub(crate) async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
             Ok(Some(head)) => head,
             Ok(None) | Err(_) => return,
         };
-        let (req, body_len, close_requested) = match head {
+        let (req, framing, close_requested) = match head {
             Head::Request {
                 req,
-                body_len,
+                framing,
                 close,
-            } => (req, body_len, close),
-            Head::Bad(status) => {
-                let resp = plain(status);
-                let _ = write_response(&mut stream, "GET", &resp, &Plan::default()).await;
-                return;
-            }
+            } => (req, framing, close),
+            Head::Bad(status) => return refuse(&mut stream, status).await,
         };
-        // GET and HEAD have no body, but a client may send one: skip it to stay in step.
-        if discard(&mut stream, &mut buf, body_len).await.is_err() {
+        // A client that sent `Expect: 100-continue` waits for this before it sends the body
+        // (curl does for large uploads, a second long, then sends anyway). The final answer
+        // comes after the body is read, as always here.
+        if framing.has_body()
+            && req
+                .header("expect")
+                .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+            && stream
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await
+                .is_err()
+        {
             return;
         }
-        let (resp, plan) = shared.answer(&req).await;
+        let body = match body::read(&mut stream, &mut buf, framing).await {
+            Ok(body) => body,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return refuse(&mut stream, 400).await;
+            }
+            // The client hung up mid-body: nobody is left to answer.
+            Err(_) => return,
+        };
+        let (resp, plan) = shared.answer(&req, body).await;
         let written = write_response(&mut stream, &req.method, &resp, &plan).await;
         if written.is_err() || close_requested || plan.breaks_connection() {
             let _ = stream.shutdown().await;
@@ -53,7 +68,7 @@ pub(crate) async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
 enum Head {
     Request {
         req: RequestHead,
-        body_len: usize,
+        framing: Framing,
         close: bool,
     },
     /// A request this server cannot read: answer this status and close.
@@ -109,15 +124,8 @@ fn to_head(parsed: &httparse::Request<'_, '_>) -> Head {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.clone())
     };
-    // Chunked request bodies are not supported; reading past one would desynchronise the
-    // connection, so such a request is refused.
-    if find("transfer-encoding").is_some() {
+    let Some(framing) = Framing::of(&headers) else {
         return Head::Bad(400);
-    }
-    let body_len = match find("content-length").map(|v| v.parse::<usize>()) {
-        None => 0,
-        Some(Ok(n)) => n,
-        Some(Err(_)) => return Head::Bad(400),
     };
     let connection = find("connection").unwrap_or_default().to_ascii_lowercase();
     // HTTP/1.0 closes unless asked to keep alive; HTTP/1.1 keeps alive unless asked to close.
@@ -128,12 +136,13 @@ fn to_head(parsed: &httparse::Request<'_, '_>) -> Head {
     };
     let req = RequestHead {
         method: method.to_string(),
+        target: target.to_string(),
         path,
         headers,
     };
     Head::Request {
         req,
-        body_len,
+        framing,
         close,
     }
 }
@@ -156,20 +165,11 @@ fn percent_decode(raw: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Reads and drops `len` body bytes, first from what is already buffered.
-async fn discard(stream: &mut TcpStream, buf: &mut Vec<u8>, len: usize) -> std::io::Result<()> {
-    let from_buf = len.min(buf.len());
-    buf.drain(..from_buf);
-    let mut left = len - from_buf;
-    let mut chunk = [0u8; 4096];
-    while left > 0 {
-        let n = stream.read(&mut chunk[..left.min(4096)]).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        left -= n;
-    }
-    Ok(())
+/// Answers a request this server cannot read with `status`, and ends the connection: where the
+/// next request would start is unknown.
+async fn refuse(stream: &mut TcpStream, status: u16) {
+    let _ = write_response(stream, "GET", &plain(status), &Plan::default()).await;
+    let _ = stream.shutdown().await;
 }
 
 fn plain(status: u16) -> Response {
@@ -191,11 +191,11 @@ async fn write_response(
     resp: &Response,
     plan: &Plan,
 ) -> std::io::Result<()> {
-    let has_body = method != "HEAD" && resp.status != 304;
-    let real_len = if resp.status == 304 {
-        0
-    } else {
+    let has_body = method != "HEAD" && resp.status_has_body();
+    let real_len = if resp.status_has_body() {
         resp.body_len()
+    } else {
+        0
     };
     let announced = i64::try_from(real_len)
         .unwrap_or(i64::MAX)
@@ -205,7 +205,7 @@ async fn write_response(
     for (name, value) in &resp.headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
-    if resp.status != 304 {
+    if resp.status_has_body() {
         head.push_str(&format!("Content-Length: {announced}\r\n"));
     }
     if plan.breaks_connection() {

@@ -52,6 +52,8 @@ impl Resource {
 #[derive(Debug, Clone)]
 pub(crate) struct RequestHead {
     pub(crate) method: String,
+    /// The request target as sent: the raw path with its query string.
+    pub(crate) target: String,
     /// The percent-decoded path, without the query.
     pub(crate) path: String,
     /// Header names lower-cased.
@@ -71,7 +73,7 @@ impl RequestHead {
 #[derive(Debug, Clone)]
 pub(crate) struct Response {
     pub(crate) status: u16,
-    pub(crate) headers: Vec<(&'static str, String)>,
+    pub(crate) headers: Vec<(String, String)>,
     /// The bytes a GET sends (a HEAD sends none of them).
     pub(crate) body: Arc<Vec<u8>>,
     pub(crate) start: usize,
@@ -79,11 +81,12 @@ pub(crate) struct Response {
 }
 
 impl Response {
-    fn text(status: u16, headers: Vec<(&'static str, String)>) -> Response {
+    /// A short text answer (`404 Not Found`) with these headers.
+    pub(crate) fn text(status: u16, headers: Vec<(String, String)>) -> Response {
         let body = format!("{} {}\n", status, reason(status)).into_bytes();
         let end = body.len();
         let mut headers = headers;
-        headers.push(("Content-Type", "text/plain".to_string()));
+        headers.push(("Content-Type".to_string(), "text/plain".to_string()));
         Response {
             status,
             headers,
@@ -97,18 +100,33 @@ impl Response {
     pub(crate) fn body_len(&self) -> usize {
         self.end - self.start
     }
+
+    /// Whether the status allows a body (and so a `Content-Length`): RFC 9110 forbids both
+    /// for `1xx` and `204`, and a `304` has no body whatever its headers say.
+    pub(crate) fn status_has_body(&self) -> bool {
+        !matches!(self.status, 100..=199 | 204 | 304)
+    }
 }
 
 /// The standard reason phrase, or a neutral one for codes tests invent.
 pub(crate) fn reason(status: u16) -> &'static str {
     match status {
+        100 => "Continue",
         200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
         206 => "Partial Content",
         304 => "Not Modified",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        409 => "Conflict",
+        413 => "Content Too Large",
         416 => "Range Not Satisfiable",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         502 => "Bad Gateway",
@@ -177,7 +195,7 @@ fn parse_range(header: &str) -> Option<RangeSpec> {
 /// Decides the answer to `req` for `found` (the file, if there is one) under `plan`.
 pub(crate) fn respond(req: &RequestHead, found: Option<Resource>, plan: &Plan) -> Response {
     if req.method != "GET" && req.method != "HEAD" {
-        return Response::text(405, vec![("Allow", "GET, HEAD".to_string())]);
+        return Response::text(405, vec![("Allow".to_string(), "GET, HEAD".to_string())]);
     }
     if let Some(status) = plan.status {
         return Response::text(status, Vec::new());
@@ -186,12 +204,15 @@ pub(crate) fn respond(req: &RequestHead, found: Option<Resource>, plan: &Plan) -
         return Response::text(404, Vec::new());
     };
     let etag = res.etag();
-    let mut headers = vec![
+    let mut headers: Vec<(String, String)> = [
         ("ETag", etag.clone()),
         ("Last-Modified", http_date(res.last_modified)),
         ("Accept-Ranges", "bytes".to_string()),
         ("Content-Type", res.content_type.to_string()),
-    ];
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value))
+    .collect();
     let len = res.body.len();
     let not_modified = Response {
         status: 304,
@@ -231,11 +252,14 @@ pub(crate) fn respond(req: &RequestHead, found: Option<Resource>, plan: &Plan) -
         }
         RangeSpec::Suffix(n) if n > 0 && len64 > 0 => (len64.saturating_sub(n), len64 - 1),
         _ => {
-            headers.push(("Content-Range", format!("bytes */{len}")));
+            headers.push(("Content-Range".to_string(), format!("bytes */{len}")));
             return Response::text(416, headers);
         }
     };
-    headers.push(("Content-Range", format!("bytes {first}-{last}/{len}")));
+    headers.push((
+        "Content-Range".to_string(),
+        format!("bytes {first}-{last}/{len}"),
+    ));
     // Both bounds are below `len`, a usize, so the conversions cannot fail.
     let start = usize::try_from(first).unwrap_or(len);
     let end = usize::try_from(last + 1).unwrap_or(len);

@@ -16,11 +16,12 @@ pub enum Error {
         message: String,
     },
     /// A local file (CA bundle, clouds.yaml) could not be read.
-    #[error("reading {}: {source}", path.display())]
+    #[error("reading {}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The cause.
+        #[source]
         source: std::io::Error,
     },
     /// HTTP 401: no, a wrong or an expired token or credentials.
@@ -99,14 +100,18 @@ pub enum Error {
         message: String,
     },
     /// The request could not be sent or the response not read (connection, TLS, timeout,
-    /// a failing upload stream), after the retries allowed for the request.
-    #[error("{method} {url}: {source}")]
+    /// a failing upload stream), after the retries allowed for the request. The cause, with
+    /// its own causes, is the error's source.
+    #[error("{method} {url}: no answer{}", if *.attempts > 1 { format!(" after {attempts} attempts") } else { String::new() })]
     Transport {
         /// HTTP method.
         method: String,
         /// Request URL.
         url: String,
+        /// Attempts made.
+        attempts: u32,
         /// The cause.
+        #[source]
         source: reqwest::Error,
     },
     /// A response that is not what the API documents (bad JSON, a missing header or field).

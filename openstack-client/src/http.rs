@@ -1,12 +1,13 @@
-//! The one HTTP layer of the OpenStack clients: TLS settings, retries with backoff, and the
-//! mapping of error answers to [`Error`].
+//! The HTTP side of the OpenStack clients: TLS settings from the cloud's config, requests sent
+//! through the workspace's retry layer (`http-retry`), and the mapping of error answers to
+//! [`Error`].
 
 use std::time::Duration;
 
 use bytes::Bytes;
+use http_retry::{Failure, HttpOptions, Replay, RetryConfig};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_TYPE};
 use reqwest::{Method, Response};
-use simplestreams_mirror::RetryConfig;
 
 use super::config::CloudConfig;
 use super::error::{Error, Result};
@@ -25,6 +26,8 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Longest wait for the next bytes of a response.
     pub read_timeout: Duration,
+    /// The `User-Agent` header (the charm's `user_agent`); `None` for the workspace's.
+    pub user_agent: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -33,12 +36,13 @@ impl Default for ClientOptions {
             retry: RetryConfig::default(),
             connect_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(300),
+            user_agent: None,
         }
     }
 }
 
 /// A request body.
-pub(crate) enum Body {
+enum Body {
     Empty,
     /// Cheap to clone, so it can be sent again on a retry.
     Bytes(Bytes),
@@ -46,17 +50,19 @@ pub(crate) enum Body {
     Stream(Option<reqwest::Body>),
 }
 
-/// A request of a client, before the token is added.
-pub(crate) struct Request {
-    pub method: Method,
-    pub url: String,
-    pub headers: HeaderMap,
-    pub body: Body,
-    /// POSTs are retried only when the caller says the request is idempotent.
-    pub idempotent: bool,
+/// A request to a service endpoint, before the token is added; sent with
+/// [`Session::send`](super::Session::send).
+pub struct Request {
+    method: Method,
+    url: String,
+    headers: HeaderMap,
+    body: Body,
+    /// POSTs and PATCHes are retried only when the caller says the request is idempotent.
+    idempotent: bool,
 }
 
 impl Request {
+    /// A request without a body. GET, HEAD, PUT, DELETE and OPTIONS count as idempotent.
     pub fn new(method: Method, url: impl Into<String>) -> Self {
         let idempotent = matches!(
             method,
@@ -71,11 +77,13 @@ impl Request {
         }
     }
 
+    /// Adds a header.
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.headers.insert(name, value);
         self
     }
 
+    /// A JSON body (sent again on retries).
     pub fn json(mut self, value: &serde_json::Value) -> Self {
         self.body = Body::Bytes(Bytes::from(value.to_string()));
         self.headers
@@ -83,6 +91,7 @@ impl Request {
         self
     }
 
+    /// A body held in memory (sent again on retries).
     pub fn bytes(mut self, content_type: &'static str, body: Bytes) -> Self {
         self.body = Body::Bytes(body);
         self.headers
@@ -90,6 +99,7 @@ impl Request {
         self
     }
 
+    /// A streamed body (sent once: the request is not retried).
     pub fn stream(mut self, content_type: &'static str, body: reqwest::Body) -> Self {
         self.body = Body::Stream(Some(body));
         self.headers
@@ -97,9 +107,20 @@ impl Request {
         self
     }
 
+    /// Whether the request may be sent again after an error answer or a dropped connection.
     pub fn idempotent(mut self, yes: bool) -> Self {
         self.idempotent = yes;
         self
+    }
+
+    /// The method.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The URL.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// Whether it could be sent again (a stream body cannot).
@@ -137,34 +158,32 @@ pub(crate) enum Service {
 
 impl Http {
     pub fn new(config: &CloudConfig, options: &ClientOptions) -> Result<Self> {
-        let mut certs = Vec::new();
+        let mut http = HttpOptions {
+            connect_timeout: options.connect_timeout,
+            read_timeout: options.read_timeout,
+            retry: options.retry,
+            accept_invalid_certs: config.insecure,
+            ..HttpOptions::default()
+        };
+        if let Some(agent) = &options.user_agent {
+            http.user_agent = agent.clone();
+        }
         if let Some(path) = &config.cacert {
             let pem = std::fs::read(path).map_err(|source| Error::Io {
                 path: path.clone(),
                 source,
             })?;
-            certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                Error::config(&config.origin, format!("CA file {}: {e}", path.display()))
-            })?;
-            if certs.is_empty() {
-                return Err(Error::config(
-                    &config.origin,
-                    format!("CA file {} holds no certificate", path.display()),
-                ));
-            }
+            http = http
+                .with_pem_roots(&pem, &format!("CA file {}", path.display()))
+                .map_err(|e| Error::config(&config.origin, e))?;
         }
         let build = |pool: bool| {
-            let mut b = reqwest::Client::builder()
-                .user_agent(concat!("simplestreams-rs/", env!("CARGO_PKG_VERSION")))
-                .connect_timeout(options.connect_timeout)
-                .read_timeout(options.read_timeout)
-                .tls_certs_merge(certs.iter().cloned())
-                .danger_accept_invalid_certs(config.insecure);
-            if !pool {
-                b = b.pool_max_idle_per_host(0);
+            HttpOptions {
+                pool,
+                ..http.clone()
             }
-            b.build()
-                .map_err(|e| Error::config(&config.origin, format!("HTTP client: {e}")))
+            .client()
+            .map_err(|e| Error::config(&config.origin, format!("HTTP client: {e}")))
         };
         Ok(Http {
             services: build(true)?,
@@ -185,8 +204,13 @@ impl Http {
             Service::Identity => &self.identity,
             Service::Other => &self.services,
         };
-        let mut attempt = 0u32;
-        loop {
+        let replay = Replay {
+            idempotent: req.idempotent,
+            replayable: req.replayable(),
+        };
+        let accept = |s: reqwest::StatusCode| s.is_success() || s.is_redirection();
+        let outcome = http_retry::send(&self.retry, replay, accept, |attempt| {
+            tracing::debug!(method = %req.method, url = %req.url, attempt, "OpenStack request");
             let mut builder = client
                 .request(req.method.clone(), &req.url)
                 .headers(req.headers.clone());
@@ -199,65 +223,33 @@ impl Http {
             if let Some(body) = req.take_body() {
                 builder = builder.body(body);
             }
-            let can_retry = req.replayable() && attempt < self.retry.max_retries;
-            tracing::debug!(method = %req.method, url = %req.url, attempt, "OpenStack request");
-            match builder.send().await {
-                Ok(resp) if resp.status().is_success() || resp.status().is_redirection() => {
-                    return Ok(resp)
-                }
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    if can_retry && req.idempotent && RetryConfig::retryable_status(status) {
-                        tracing::debug!(status, url = %req.url, "retrying after an error status");
-                    } else {
-                        let body = resp.text().await.unwrap_or_default();
-                        return Err(Error::from_status(
-                            req.method.as_str(),
-                            &req.url,
-                            status,
-                            &body,
-                        ));
-                    }
-                }
-                Err(e) => {
-                    // A failed connection never reached the server: any request may be resent.
-                    // A refused certificate stays refused.
-                    let retry = can_retry && (req.idempotent || e.is_connect()) && !tls_refusal(&e);
-                    if !retry {
-                        return Err(Error::Transport {
-                            method: req.method.to_string(),
-                            url: req.url.clone(),
-                            source: e,
-                        });
-                    }
-                    tracing::debug!(error = %e, url = %req.url, "retrying after a transport error");
-                }
+            builder
+        })
+        .await;
+        match outcome {
+            Ok(resp) => Ok(resp),
+            Err(Failure::Status { response, .. }) => {
+                let status = response.status().as_u16();
+                let body = response.text().await.unwrap_or_default();
+                Err(Error::from_status(
+                    req.method.as_str(),
+                    &req.url,
+                    status,
+                    &body,
+                ))
             }
-            tokio::time::sleep(self.retry.backoff(attempt)).await;
-            attempt += 1;
+            Err(Failure::Transport { source, attempts }) => Err(Error::Transport {
+                method: req.method.to_string(),
+                url: req.url.clone(),
+                attempts,
+                source: source.without_url(),
+            }),
         }
     }
 }
 
-/// Whether a transport error is a TLS refusal (an unknown CA, a wrong host name): TLS
-/// libraries report those as `InvalidData` I/O errors somewhere down the source chain.
-fn tls_refusal(e: &reqwest::Error) -> bool {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(err) = next {
-        next = match err.downcast_ref::<std::io::Error>() {
-            Some(io) if io.kind() == std::io::ErrorKind::InvalidData => return true,
-            // An I/O error's `source()` skips the error it wraps: look at that one itself.
-            Some(io) => io
-                .get_ref()
-                .map(|inner| inner as &(dyn std::error::Error + 'static)),
-            None => err.source(),
-        };
-    }
-    false
-}
-
 /// Reads a JSON response body into `T`, naming the request in the error.
-pub(crate) async fn json<T: serde::de::DeserializeOwned>(
+pub async fn json<T: serde::de::DeserializeOwned>(
     method: &Method,
     url: &str,
     resp: Response,
@@ -265,7 +257,8 @@ pub(crate) async fn json<T: serde::de::DeserializeOwned>(
     let bytes = resp.bytes().await.map_err(|source| Error::Transport {
         method: method.to_string(),
         url: url.to_owned(),
-        source,
+        attempts: 1,
+        source: source.without_url(),
     })?;
     serde_json::from_slice(&bytes).map_err(|e| Error::Response {
         method: method.to_string(),

@@ -174,9 +174,10 @@ impl Session {
         }
     }
 
-    /// Sends a service request with the token; on a 401 to a request that can be sent again,
-    /// renews the token once and resends it.
-    pub(crate) async fn send(&self, mut req: Request) -> Result<Response> {
+    /// Sends a service request with the session's token: retried when safe, the token renewed
+    /// once on a 401 to a request that can be sent again, and an error answer turned into the
+    /// matching [`Error`]. The response has a 2xx or 3xx status.
+    pub async fn send(&self, mut req: Request) -> Result<Response> {
         let token = self.token_value().await?;
         match self
             .inner
@@ -187,7 +188,7 @@ impl Session {
             Err(Error::Unauthorized { .. })
                 if req.replayable() && self.inner.config.auth_type != AuthType::Token =>
             {
-                tracing::debug!(url = %req.url, "401: renewing the token and retrying once");
+                tracing::debug!(url = %req.url(), "401: renewing the token and retrying once");
                 let token = self.renew(&token).await?;
                 self.inner
                     .http

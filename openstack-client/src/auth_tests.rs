@@ -1,12 +1,29 @@
 use std::time::Duration;
 
 use futures::stream;
+use http_retry::RetryConfig;
+use reqwest::header::{HeaderValue, CONTENT_LENGTH};
 use serde_json::json;
-use simplestreams_mirror::RetryConfig;
+use simplestreams_testutil::http_server::{Reply, TestServer};
 
 use super::*;
-use crate::openstack::mock_server::{MockServer, Reply};
-use crate::GlanceClient;
+use crate::Request;
+
+/// A server for scripted Keystone and service answers, and its base URL without the trailing
+/// `/`, as auth URLs and catalog endpoints are written.
+fn server() -> (TestServer, String) {
+    let server = TestServer::builder().start();
+    let url = server.url().trim_end_matches('/').to_owned();
+    (server, url)
+}
+
+/// GET `{base}/v2/images/{id}` through the session, as a service client would.
+async fn get_image(session: &Session, base: &str, id: &str) -> Result<String> {
+    let url = format!("{base}/v2/images/{id}");
+    let resp = session.send(Request::new(Method::GET, &url)).await?;
+    let image: serde_json::Value = http::json(&Method::GET, &url, resp).await?;
+    Ok(image["id"].as_str().unwrap_or_default().to_owned())
+}
 
 fn fast() -> ClientOptions {
     ClientOptions {
@@ -143,103 +160,97 @@ fn auth_url_gets_v3_once_and_must_be_http() {
 
 #[tokio::test]
 async fn token_is_obtained_once_and_sent_to_services() {
-    let m = MockServer::start().await;
-    m.script(
+    let (m, base) = server();
+    m.route(
         "POST /v3/auth/tokens",
-        vec![token_reply("tok-1", 24 * 60, &m.url)],
+        vec![token_reply("tok-1", 24 * 60, &base)],
     );
-    m.script("GET /v2/images/a", vec![image_reply("a"), image_reply("a")]);
-    let session = Session::with_options(password_config(&m.url), fast()).expect("session");
-    let glance = GlanceClient::new(&session).await.expect("client");
-    assert_eq!(glance.get("a").await.expect("get").id, "a");
-    assert_eq!(glance.get("a").await.expect("get").id, "a");
-    assert_eq!(m.count("POST /v3/auth/tokens"), 1);
-    let seen = m.seen();
+    m.route("GET /v2/images/a", vec![image_reply("a"), image_reply("a")]);
+    let session = Session::with_options(password_config(&base), fast()).expect("session");
+    assert_eq!(get_image(&session, &base, "a").await.expect("get"), "a");
+    assert_eq!(get_image(&session, &base, "a").await.expect("get"), "a");
+    assert_eq!(m.requests_for_route("POST /v3/auth/tokens").len(), 1);
+    let seen = m.requests();
     let auth = seen
         .iter()
         .find(|s| s.method == "POST")
         .expect("auth request");
     // Keystone behind uwsgi drops idle connections silently: never pool them.
-    assert_eq!(
-        auth.headers.get("connection").map(String::as_str),
-        Some("close")
-    );
+    assert_eq!(auth.header("connection"), Some("close"));
     let sent: serde_json::Value = serde_json::from_slice(&auth.body).expect("JSON body");
     assert_eq!(
         sent["auth"]["identity"]["password"]["user"]["password"],
         "secret"
     );
     for s in seen.iter().filter(|s| s.method == "GET") {
-        assert_eq!(
-            s.headers.get("x-auth-token").map(String::as_str),
-            Some("tok-1")
-        );
+        assert_eq!(s.header("x-auth-token"), Some("tok-1"));
     }
 }
 
 #[tokio::test]
 async fn a_token_close_to_expiry_is_renewed_before_use() {
-    let m = MockServer::start().await;
-    m.script(
+    let (m, base) = server();
+    m.route(
         "POST /v3/auth/tokens",
         vec![
-            token_reply("short", 5, &m.url),
-            token_reply("long", 600, &m.url),
+            token_reply("short", 5, &base),
+            token_reply("long", 600, &base),
         ],
     );
-    let session = Session::with_options(password_config(&m.url), fast()).expect("session");
+    let session = Session::with_options(password_config(&base), fast()).expect("session");
     assert_eq!(session.token().await.expect("first").value(), "short");
     assert_eq!(session.token().await.expect("renewed").value(), "long");
     assert_eq!(session.token().await.expect("cached").value(), "long");
-    assert_eq!(m.count("POST /v3/auth/tokens"), 2);
+    assert_eq!(m.requests_for_route("POST /v3/auth/tokens").len(), 2);
 }
 
 #[tokio::test]
 async fn a_401_renews_the_token_and_resends_once() {
-    let m = MockServer::start().await;
-    m.script(
+    let (m, base) = server();
+    m.route(
         "POST /v3/auth/tokens",
         vec![
-            token_reply("old", 600, &m.url),
-            token_reply("new", 600, &m.url),
-            token_reply("newer", 600, &m.url),
+            token_reply("old", 600, &base),
+            token_reply("new", 600, &base),
+            token_reply("newer", 600, &base),
         ],
     );
-    m.script(
+    m.route(
         "GET /v2/images/a",
         vec![Reply::new(401, "expired"), image_reply("a")],
     );
-    let session = Session::with_options(password_config(&m.url), fast()).expect("session");
-    let glance = GlanceClient::new(&session).await.expect("client");
-    assert_eq!(glance.get("a").await.expect("renewed").id, "a");
+    let session = Session::with_options(password_config(&base), fast()).expect("session");
+    assert_eq!(get_image(&session, &base, "a").await.expect("renewed"), "a");
     let tokens: Vec<_> = m
-        .seen()
+        .requests()
         .into_iter()
         .filter(|s| s.method == "GET")
-        .filter_map(|s| s.headers.get("x-auth-token").cloned())
+        .filter_map(|s| s.header("x-auth-token").map(str::to_owned))
         .collect();
     assert_eq!(tokens, ["old", "new"]);
 
     // A second 401 in a row is the answer.
-    m.script(
+    m.route(
         "GET /v2/images/b",
         vec![
             Reply::new(401, r#"{"message": "no"}"#),
             Reply::new(401, r#"{"message": "still no"}"#),
         ],
     );
-    let err = glance.get("b").await.expect_err("401 twice");
+    let err = get_image(&session, &base, "b")
+        .await
+        .expect_err("401 twice");
     assert!(
-        matches!(err, Error::Unauthorized { ref url, ref message, .. } if url == &format!("{}/v2/images/b", m.url) && message == "still no"),
+        matches!(err, Error::Unauthorized { ref url, ref message, .. } if url == &format!("{}/v2/images/b", base) && message == "still no"),
         "{err}"
     );
 }
 
 #[tokio::test]
 async fn server_errors_are_retried_for_gets_but_not_for_creates() {
-    let m = MockServer::start().await;
-    m.script("POST /v3/auth/tokens", vec![token_reply("t", 600, &m.url)]);
-    m.script(
+    let (m, base) = server();
+    m.route("POST /v3/auth/tokens", vec![token_reply("t", 600, &base)]);
+    m.route(
         "GET /v2/images/a",
         vec![
             Reply::new(503, "busy"),
@@ -247,24 +258,25 @@ async fn server_errors_are_retried_for_gets_but_not_for_creates() {
             image_reply("a"),
         ],
     );
-    let session = Session::with_options(password_config(&m.url), fast()).expect("session");
-    let glance = GlanceClient::new(&session).await.expect("client");
-    assert_eq!(glance.get("a").await.expect("third try").id, "a");
-    assert_eq!(m.count("GET /v2/images/a"), 3);
+    let session = Session::with_options(password_config(&base), fast()).expect("session");
+    assert_eq!(
+        get_image(&session, &base, "a").await.expect("third try"),
+        "a"
+    );
+    assert_eq!(m.requests_for_route("GET /v2/images/a").len(), 3);
 
-    m.script(
+    m.route(
         "POST /v2/images",
         vec![Reply::new(503, "busy"), Reply::new(201, "{}")],
     );
-    let err = glance
-        .create(&crate::NewImage::new("n", "raw", "bare"))
-        .await
-        .expect_err("not retried");
+    let create =
+        Request::new(Method::POST, format!("{}/v2/images", base)).json(&json!({"name": "n"}));
+    let err = session.send(create).await.expect_err("not retried");
     assert!(matches!(err, Error::Server { status: 503, .. }), "{err}");
-    assert_eq!(m.count("POST /v2/images"), 1);
+    assert_eq!(m.requests_for_route("POST /v2/images").len(), 1);
 
     // Retries end: max_retries = 2, so 3 attempts in all.
-    m.script(
+    m.route(
         "GET /v2/images/b",
         vec![
             Reply::new(500, "x"),
@@ -273,75 +285,68 @@ async fn server_errors_are_retried_for_gets_but_not_for_creates() {
             image_reply("b"),
         ],
     );
-    let err = glance.get("b").await.expect_err("gave up");
+    let err = get_image(&session, &base, "b").await.expect_err("gave up");
     assert!(matches!(err, Error::Server { status: 500, .. }), "{err}");
-    assert_eq!(m.count("GET /v2/images/b"), 3);
+    assert_eq!(m.requests_for_route("GET /v2/images/b").len(), 3);
 }
 
 #[tokio::test]
 async fn a_streamed_upload_is_sent_once() {
-    let m = MockServer::start().await;
-    m.script("POST /v3/auth/tokens", vec![token_reply("t", 600, &m.url)]);
-    m.script(
+    let (m, base) = server();
+    m.route("POST /v3/auth/tokens", vec![token_reply("t", 600, &base)]);
+    m.route(
         "PUT /v2/images/a/file",
         vec![Reply::new(503, "busy"), Reply::new(204, "")],
     );
-    let session = Session::with_options(password_config(&m.url), fast()).expect("session");
-    let glance = GlanceClient::new(&session).await.expect("client");
+    let session = Session::with_options(password_config(&base), fast()).expect("session");
     let chunks = vec![Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"abc"))];
-    let err = glance
-        .upload("a", stream::iter(chunks), Some(3))
-        .await
-        .expect_err("not retried");
+    let upload = Request::new(Method::PUT, format!("{}/v2/images/a/file", base))
+        .stream(
+            "application/octet-stream",
+            reqwest::Body::wrap_stream(stream::iter(chunks)),
+        )
+        .header(CONTENT_LENGTH, HeaderValue::from(3u64));
+    let err = session.send(upload).await.expect_err("not retried");
     assert!(matches!(err, Error::Server { .. }), "{err}");
-    assert_eq!(m.count("PUT /v2/images/a/file"), 1);
+    assert_eq!(m.requests_for_route("PUT /v2/images/a/file").len(), 1);
     let put = m
-        .seen()
+        .requests()
         .into_iter()
         .find(|s| s.method == "PUT")
         .expect("PUT seen");
     assert_eq!(put.body, b"abc");
-    assert_eq!(
-        put.headers.get("content-length").map(String::as_str),
-        Some("3")
-    );
+    assert_eq!(put.header("content-length"), Some("3"));
 }
 
 #[tokio::test]
 async fn a_given_token_is_validated_not_exchanged() {
-    let m = MockServer::start().await;
-    m.script(
+    let (m, base) = server();
+    m.route(
         "GET /v3/auth/tokens",
-        vec![token_reply("given", 600, &m.url)],
+        vec![token_reply("given", 600, &base)],
     );
     let session =
-        Session::with_options(CloudConfig::token(&m.url, "given"), fast()).expect("session");
+        Session::with_options(CloudConfig::token(&base, "given"), fast()).expect("session");
     let t = session.token().await.expect("validated");
     assert_eq!(
         (t.value(), t.project_id.as_deref(), t.roles.as_slice()),
         ("given", Some("p1"), &["admin".to_owned()][..])
     );
-    let seen = m.seen();
+    let seen = m.requests();
     assert_eq!(seen.len(), 1);
-    assert_eq!(
-        seen[0].headers.get("x-auth-token").map(String::as_str),
-        Some("given")
-    );
-    assert_eq!(
-        seen[0].headers.get("x-subject-token").map(String::as_str),
-        Some("given")
-    );
+    assert_eq!(seen[0].header("x-auth-token"), Some("given"));
+    assert_eq!(seen[0].header("x-subject-token"), Some("given"));
 }
 
 #[tokio::test]
 async fn keystone_refusal_is_unauthorized_with_its_message() {
-    let m = MockServer::start().await;
-    m.script("POST /v3/auth/tokens", vec![Reply::new(401, r#"{"error": {"code": 401, "message": "The request you have made requires authentication.", "title": "Unauthorized"}}"#)]);
-    let session = Session::with_options(password_config(&m.url), fast()).expect("session");
+    let (m, base) = server();
+    m.route("POST /v3/auth/tokens", vec![Reply::new(401, r#"{"error": {"code": 401, "message": "The request you have made requires authentication.", "title": "Unauthorized"}}"#)]);
+    let session = Session::with_options(password_config(&base), fast()).expect("session");
     let err = session.token().await.expect_err("refused");
-    assert_eq!(err.to_string(), format!("POST {}/v3/auth/tokens: 401 Unauthorized: The request you have made requires authentication.", m.url));
+    assert_eq!(err.to_string(), format!("POST {}/v3/auth/tokens: 401 Unauthorized: The request you have made requires authentication.", base));
     // Not retried: a refusal is final.
-    assert_eq!(m.count("POST /v3/auth/tokens"), 1);
+    assert_eq!(m.requests_for_route("POST /v3/auth/tokens").len(), 1);
 }
 
 #[test]

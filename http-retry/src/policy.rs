@@ -1,4 +1,5 @@
-//! Retry policy: exponential backoff with full jitter.
+//! The retry policy: how many times, how long to wait (exponential backoff with full jitter),
+//! and which answers are worth another try.
 
 use std::time::Duration;
 
@@ -47,6 +48,17 @@ impl RetryConfig {
     /// Whether an HTTP status is worth retrying.
     pub fn retryable_status(status: u16) -> bool {
         matches!(status, 408 | 429) || (500..600).contains(&status)
+    }
+
+    /// The wait before retry number `attempt` after an answer that said how long to wait
+    /// (`Retry-After` in seconds, on a 429 or 503): that long, but never beyond
+    /// `max_backoff`, and never less than the backoff.
+    pub fn wait(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let backoff = self.backoff(attempt);
+        match retry_after {
+            Some(asked) => asked.min(self.max_backoff).max(backoff),
+            None => backoff,
+        }
     }
 }
 
