@@ -64,5 +64,7 @@ pub use openstack_client::{
     AuthType, Catalog, CatalogService, ClientOptions, CloudConfig, Endpoint, Error, Interface,
     Result, Session, Token,
 };
-pub use sync::{content_id_for, GlanceSync, GlanceSyncOptions, ImageIdsOutput, RegionOutcome};
+pub use sync::{
+    content_id_for, GlanceSync, GlanceSyncOptions, ImageIdsOutput, RegionOutcome, PRODUCT_STREAMS,
+};
 pub use target::{default_state_dir, EventSink, GlanceEvent, GlanceTarget, GlanceTargetOptions};

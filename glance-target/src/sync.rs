@@ -15,7 +15,7 @@ use simplestreams_mirror::{
 use crate::glance::GlanceClient;
 use crate::image_ids::CloudInfo;
 use crate::target::{GlanceTarget, GlanceTargetOptions};
-use openstack_client::Session;
+use openstack_client::{ServiceSpec, Session};
 
 /// Where the image-ids stream of each region is published.
 #[derive(Debug, Clone)]
@@ -56,7 +56,19 @@ pub struct GlanceSyncOptions {
     pub signing_key: Option<Arc<SigningKey>>,
     /// `--set-latest-property`.
     pub set_latest: bool,
+    /// Announce the published stream at this URL in Keystone as the `product-streams`
+    /// service (public, internal and admin endpoints in each region synced), as the charm
+    /// does, so that Juju finds the image ids.
+    pub product_streams_url: Option<String>,
 }
+
+/// The catalog entry through which Juju finds a cloud's image-ids stream (the service name
+/// is the one the glance-simplestreams-sync charm registers).
+pub const PRODUCT_STREAMS: ServiceSpec<'static> = ServiceSpec {
+    service_type: "product-streams",
+    name: "image-stream",
+    description: "The simplestreams image-ids of this cloud's images (read by Juju)",
+};
 
 /// What happened in one region.
 #[derive(Debug)]
@@ -236,6 +248,18 @@ impl GlanceSync {
                     .await
                 {
                     outcome.errors.push(e);
+                } else if let Some(url) = &self.options.product_streams_url {
+                    match self
+                        .session
+                        .register_endpoints(&PRODUCT_STREAMS, &region, url)
+                        .await
+                    {
+                        Ok(r) if r.changed() => {
+                            tracing::info!("{region}: product-streams at {url}: {r:?}")
+                        }
+                        Ok(_) => {}
+                        Err(e) => outcome.errors.push(service(e)),
+                    }
                 }
             }
             outcomes.push(outcome);

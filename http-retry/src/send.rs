@@ -7,7 +7,7 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 use crate::RetryConfig;
 
 /// Whether a request may be sent more than once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Replay {
     /// Sending it twice has the effect of sending it once (GET, HEAD, PUT, DELETE; a POST only
     /// when the caller knows it is). A request that is not is resent only when its connection
@@ -15,6 +15,10 @@ pub struct Replay {
     pub idempotent: bool,
     /// It can be built again: its body is in memory (a streamed body can be sent only once).
     pub replayable: bool,
+    /// Which error statuses are worth another try: [`RetryConfig::retryable_status`] unless
+    /// the caller knows better (Swift's 422 to a PUT whose body did not match its `ETag`
+    /// means the bytes were damaged on the way: sending them again is the cure).
+    pub retry_status: fn(u16) -> bool,
 }
 
 impl Replay {
@@ -22,11 +26,13 @@ impl Replay {
     pub const IDEMPOTENT: Replay = Replay {
         idempotent: true,
         replayable: true,
+        retry_status: RetryConfig::retryable_status,
     };
     /// A request with a streamed body: sent once.
     pub const ONCE: Replay = Replay {
         idempotent: false,
         replayable: false,
+        retry_status: RetryConfig::retryable_status,
     };
 }
 

@@ -178,11 +178,17 @@ impl Session {
     /// once on a 401 to a request that can be sent again, and an error answer turned into the
     /// matching [`Error`]. The response has a 2xx or 3xx status.
     pub async fn send(&self, mut req: Request) -> Result<Response> {
+        // Keystone itself (its admin API) goes through the unpooled client, like the token.
+        let service = if req.url().starts_with(self.inner.identity_url.as_str()) {
+            Service::Identity
+        } else {
+            Service::Other
+        };
         let token = self.token_value().await?;
         match self
             .inner
             .http
-            .execute(Service::Other, &mut req, Some(&token))
+            .execute(service, &mut req, Some(&token))
             .await
         {
             Err(Error::Unauthorized { .. })
@@ -192,7 +198,7 @@ impl Session {
                 let token = self.renew(&token).await?;
                 self.inner
                     .http
-                    .execute(Service::Other, &mut req, Some(token.value()))
+                    .execute(service, &mut req, Some(token.value()))
                     .await
             }
             other => other,

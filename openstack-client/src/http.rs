@@ -59,6 +59,8 @@ pub struct Request {
     body: Body,
     /// POSTs and PATCHes are retried only when the caller says the request is idempotent.
     idempotent: bool,
+    /// Error statuses worth another try.
+    retry_status: fn(u16) -> bool,
 }
 
 impl Request {
@@ -74,6 +76,7 @@ impl Request {
             headers: HeaderMap::new(),
             body: Body::Empty,
             idempotent,
+            retry_status: RetryConfig::retryable_status,
         }
     }
 
@@ -110,6 +113,12 @@ impl Request {
     /// Whether the request may be sent again after an error answer or a dropped connection.
     pub fn idempotent(mut self, yes: bool) -> Self {
         self.idempotent = yes;
+        self
+    }
+
+    /// Which error statuses are worth sending it again for (by default 408, 429 and 5xx).
+    pub fn retry_status(mut self, retryable: fn(u16) -> bool) -> Self {
+        self.retry_status = retryable;
         self
     }
 
@@ -207,6 +216,7 @@ impl Http {
         let replay = Replay {
             idempotent: req.idempotent,
             replayable: req.replayable(),
+            retry_status: req.retry_status,
         };
         let accept = |s: reqwest::StatusCode| s.is_success() || s.is_redirection();
         let outcome = http_retry::send(&self.retry, replay, accept, |attempt| {

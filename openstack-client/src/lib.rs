@@ -41,6 +41,7 @@ mod catalog;
 mod config;
 mod error;
 mod http;
+mod identity;
 
 pub use auth::{Session, Token};
 pub use catalog::{Catalog, CatalogService, Endpoint};
@@ -48,3 +49,4 @@ pub use config::{AuthType, CloudConfig, Interface};
 pub use error::{Error, Result};
 pub use http::{encode_path, encode_segment, json, ClientOptions, Request};
 pub use http_retry::RetryConfig;
+pub use identity::{Registration, ServiceSpec};

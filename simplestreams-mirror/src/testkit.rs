@@ -181,11 +181,13 @@ pub async fn store_conformance(store: &dyn Store) {
         ),
         "a held lock is refused"
     );
-    drop(lock);
+    lock.release().await;
     store
         .lock("conformance.lock")
         .await
-        .expect("lock again after release");
+        .expect("lock again after release")
+        .release()
+        .await;
 }
 
 fn item(path: &str, content: &[u8]) -> NewItem {
@@ -341,6 +343,11 @@ pub async fn target_conformance(target: &dyn Target, caps: TargetCapabilities) {
         matches!(target.lock().await, Err(Error::Locked { .. })),
         "a second sync is refused while one runs"
     );
-    drop(lock);
-    target.lock().await.expect("lock after release");
+    lock.release().await;
+    target
+        .lock()
+        .await
+        .expect("lock after release")
+        .release()
+        .await;
 }

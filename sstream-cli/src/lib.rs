@@ -2,9 +2,11 @@
 //! parses nothing itself and calls one `run` here, so the commands can be tested in-process.
 #![deny(missing_docs)]
 
+pub mod catalog_cmd;
 pub mod common;
 pub mod docs_cmd;
 pub mod images_cmd;
+pub mod location;
 pub mod mirror_cmd;
 pub mod mirror_glance_cmd;
 pub mod pyfmt;
@@ -12,3 +14,4 @@ pub mod query_cmd;
 pub mod sign_cmd;
 pub mod source;
 pub mod sstream_cmd;
+pub mod store_cmd;

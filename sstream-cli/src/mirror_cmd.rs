@@ -13,12 +13,13 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use simplestreams_core::{FilterSet, PlanLimits};
 use simplestreams_mirror::{
-    ItemKey, LocalStore, MetadataMode, Mirror, PlanTotals, Progress, Report, SyncOptions,
+    ItemKey, MetadataMode, Mirror, PlanTotals, Progress, Report, SyncOptions,
 };
 
 use crate::common::{
     error_message, human, load_signing_key, HttpArgs, LogArgs, SyncArgs, VerifyArgs,
 };
+use crate::location::{open_store, StoreArgs};
 use crate::source::Stream;
 
 /// Mirror a simplestreams stream (metadata and item files) into a directory.
@@ -83,16 +84,16 @@ pub struct MirrorArgs {
     /// Network flags.
     #[command(flatten)]
     pub http: HttpArgs,
-    /// Do not flush written files to stable storage (fsync): faster on slow disks; a killed
-    /// run is still safe, but a power cut may lose the last files written.
-    #[arg(long)]
-    pub no_fsync: bool,
-    /// Mirror URL (http(s)://, file:// or a directory), or the URL of an index or products file.
+    /// Storage flags.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Mirror URL (http(s)://, file://, a directory, swift://CONTAINER/PREFIX, s3://…), or the
+    /// URL of an index or products file.
     #[arg(value_name = "SOURCE")]
     pub source: String,
-    /// The directory to mirror into.
-    #[arg(value_name = "OUTPUT_DIR")]
-    pub output_dir: PathBuf,
+    /// Where to mirror into: a directory, swift://CONTAINER/PREFIX or s3://BUCKET/PREFIX.
+    #[arg(value_name = "TARGET")]
+    pub output_dir: String,
     /// Item filters.
     #[arg(value_name = "FILTERS")]
     pub filters: Vec<String>,
@@ -102,18 +103,18 @@ pub struct MirrorArgs {
 pub fn run(args: MirrorArgs) -> anyhow::Result<ExitCode> {
     keep_freed_memory();
     args.log.init()?;
-    let stream = Stream::open(
+    let rt = crate::common::runtime()?;
+    let stream = rt.block_on(Stream::open(
         &args.source,
         args.path.as_deref(),
         &args.mirrors,
         &args.http,
-    )?;
+    ))?;
     let options = sync_options(&args, &stream)?;
-    let store = LocalStore::new(&args.output_dir).with_fsync(!args.no_fsync);
-    let rt = crate::common::runtime()?;
+    let store = rt.block_on(open_store(&args.output_dir, &args.store))?;
 
     if args.dry_run {
-        let mirror = Mirror::to_store(stream.source.clone(), Arc::new(store), options);
+        let mirror = Mirror::to_store(stream.source.clone(), store, options);
         let lines = rt.block_on(mirror.plan())?;
         let mut out = std::io::stdout().lock();
         for l in &lines {
@@ -142,16 +143,12 @@ pub fn run(args: MirrorArgs) -> anyhow::Result<ExitCode> {
     }
 
     let progress = Arc::new(Bar::new(args.progress));
-    let mirror = Mirror::to_store(stream.source.clone(), Arc::new(store), options)
-        .with_progress(progress.clone());
+    let mirror =
+        Mirror::to_store(stream.source.clone(), store, options).with_progress(progress.clone());
     let started = Instant::now();
-    let report = rt.block_on(mirror.run()).with_context(|| {
-        format!(
-            "cannot mirror {} into {}",
-            args.source,
-            args.output_dir.display()
-        )
-    })?;
+    let report = rt
+        .block_on(mirror.run())
+        .with_context(|| format!("cannot mirror {} into {}", args.source, args.output_dir))?;
     progress.finish();
     eprintln!("{}", summary(&report, started.elapsed()));
     for e in &report.errors {

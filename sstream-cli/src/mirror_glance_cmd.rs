@@ -18,6 +18,7 @@ use glance_target::{
 };
 use simplestreams_core::{FilterSet, PlanLimits};
 use simplestreams_mirror::{ItemKey, MetadataMode, PlanLine, Progress, SyncOptions};
+use swift_target::{SwiftClient, SwiftStore, SwiftStoreOptions};
 
 use crate::common::{error_message, HttpArgs, LogArgs, SyncArgs, VerifyArgs};
 use crate::source::Stream;
@@ -70,9 +71,21 @@ pub struct MirrorGlanceArgs {
     /// Write the image-ids stream to DIR/REGION/.
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
-    /// Write the image-ids stream to Swift under PREFIX (not supported yet).
+    /// Write the image-ids stream to Swift: PREFIX is CONTAINER/OBJECT-PREFIX, as the
+    /// charm passes it (`simplestreams/data/`: container `simplestreams`, objects below
+    /// `data/`). The container is made readable by anyone, as the reference does.
     #[arg(long, value_name = "PREFIX", conflicts_with = "output_dir")]
     pub output_swift: Option<String>,
+    /// Announce the published image-ids stream in Keystone as the `product-streams` service
+    /// (public, internal and admin endpoints in each region), as the charm does, so that Juju
+    /// finds it. The URL is that of --output-swift, or --product-streams-url. Needs the admin
+    /// role; a second run changes nothing.
+    #[arg(long)]
+    pub register_product_streams: bool,
+    /// With --register-product-streams: the URL the stream is served from (needed with
+    /// --output-dir, where only you know how the directory is served).
+    #[arg(long, value_name = "URL", requires = "register_product_streams")]
+    pub product_streams_url: Option<String>,
     /// Prefix of every image name.
     #[arg(long, value_name = "PREFIX")]
     pub name_prefix: Option<String>,
@@ -141,10 +154,18 @@ struct Plan {
 }
 
 fn validate(args: &MirrorGlanceArgs, stream: &Stream) -> anyhow::Result<Plan> {
-    if args.output_swift.is_some() {
+    if let Some(prefix) = &args.output_swift {
+        if prefix.trim_matches('/').is_empty() {
+            bail!("--output-swift needs CONTAINER/PREFIX, e.g. simplestreams/data/");
+        }
+    }
+    if args.register_product_streams
+        && args.output_swift.is_none()
+        && args.product_streams_url.is_none()
+    {
         bail!(
-            "--output-swift is not supported yet: publishing the image-ids stream to Swift comes \
-             with the Swift target; use --output-dir DIR for now"
+            "--register-product-streams needs the stream's URL: publish with --output-swift, or \
+             give --product-streams-url"
         );
     }
     if args.jobs == 0 {
@@ -203,14 +224,14 @@ fn validate(args: &MirrorGlanceArgs, stream: &Stream) -> anyhow::Result<Plan> {
 /// Runs `sstream-mirror-glance`.
 pub fn run(args: MirrorGlanceArgs) -> anyhow::Result<ExitCode> {
     args.log.init()?;
-    let stream = Stream::open(
+    let rt = crate::common::runtime()?;
+    let stream = rt.block_on(Stream::open(
         &args.source,
         args.path.as_deref(),
         &args.mirrors,
         &args.http,
-    )?;
+    ))?;
     let plan = validate(&args, &stream)?;
-    let rt = crate::common::runtime()?;
     rt.block_on(run_async(args, stream, plan))
 }
 
@@ -253,12 +274,40 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// The Swift store of `--output-swift CONTAINER/PREFIX`, in the session's region, readable by
+/// anyone (as the reference makes it).
+async fn output_swift(session: &Session, prefix: &str) -> anyhow::Result<SwiftStore> {
+    let (container, objects) = prefix
+        .trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or((prefix.trim_start_matches('/'), ""));
+    let client = SwiftClient::new(session)
+        .await
+        .context("--output-swift: cannot find the object-store endpoint")?;
+    let options = SwiftStoreOptions {
+        public_read: true,
+        ..SwiftStoreOptions::default()
+    };
+    Ok(SwiftStore::open(client, container, objects, options)
+        .await
+        .with_context(|| format!("--output-swift {prefix}"))?)
+}
+
 async fn run_async(args: MirrorGlanceArgs, stream: Stream, plan: Plan) -> anyhow::Result<ExitCode> {
     let session = Session::from_env().context("cannot read the OpenStack credentials")?;
     session.token().await.context("cannot authenticate")?;
-    if args.output_dir.is_none() && !args.dry_run {
+    if args.output_dir.is_none() && args.output_swift.is_none() && !args.dry_run {
         eprintln!("not writing data anywhere");
     }
+    let (output, published_at) = match (&args.output_dir, &args.output_swift) {
+        (Some(dir), _) => (Some(ImageIdsOutput::Directory(dir.clone())), None),
+        (None, Some(prefix)) => {
+            let swift = output_swift(&session, prefix).await?;
+            let url = swift.public_root();
+            (Some(ImageIdsOutput::Store(Arc::new(swift))), Some(url))
+        }
+        (None, None) => (None, None),
+    };
     let options = GlanceSyncOptions {
         sync: plan.options,
         target: GlanceTargetOptions {
@@ -271,9 +320,13 @@ async fn run_async(args: MirrorGlanceArgs, stream: Stream, plan: Plan) -> anyhow
         content_id: args.content_id.clone(),
         cloud_name: args.cloud_name.clone(),
         regions: args.regions.clone(),
-        output: args.output_dir.clone().map(ImageIdsOutput::Directory),
+        output,
         signing_key: None,
         set_latest: args.set_latest_property,
+        product_streams_url: args
+            .register_product_streams
+            .then(|| args.product_streams_url.clone().or(published_at))
+            .flatten(),
     };
     let mut sync = GlanceSync::new(session, stream.source.clone(), options);
     if args.dry_run {
@@ -379,8 +432,15 @@ mod tests {
             "x",
             "http://h/",
         ]);
-        let stream =
-            Stream::open(&args.source, args.path.as_deref(), &[], &args.http).expect("stream");
+        let stream = crate::common::runtime()
+            .expect("runtime")
+            .block_on(Stream::open(
+                &args.source,
+                args.path.as_deref(),
+                &[],
+                &args.http,
+            ))
+            .expect("stream");
         let plan = validate(&args, &stream).expect("valid");
         assert_eq!(
             format!("{:?}", plan.options.filters),
@@ -390,24 +450,45 @@ mod tests {
     }
 
     #[test]
-    fn output_swift_is_refused_with_a_clear_message() {
-        let args = MirrorGlanceArgs::parse_from([
-            "sstream-mirror-glance",
-            "--cloud-name",
-            "c",
-            "--content-id",
-            "x",
-            "--output-swift",
-            "simplestreams/data/",
-            "http://h/",
-        ]);
-        let stream =
-            Stream::open(&args.source, args.path.as_deref(), &[], &args.http).expect("stream");
-        let err = validate(&args, &stream)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(err.contains("--output-swift is not supported yet"), "{err}");
+    fn product_streams_need_a_url() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec![
+                "sstream-mirror-glance",
+                "--cloud-name",
+                "c",
+                "--content-id",
+                "x",
+            ];
+            argv.extend_from_slice(extra);
+            argv.push("http://h/");
+            let args = MirrorGlanceArgs::parse_from(argv);
+            let stream = crate::common::runtime()
+                .expect("runtime")
+                .block_on(Stream::open(
+                    &args.source,
+                    args.path.as_deref(),
+                    &[],
+                    &args.http,
+                ))
+                .expect("stream");
+            validate(&args, &stream).err().map(|e| e.to_string())
+        };
+        let err = parse(&["--register-product-streams", "--output-dir", "/tmp/x"]);
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("needs the stream's URL")),
+            "{err:?}"
+        );
+        assert_eq!(
+            parse(&[
+                "--register-product-streams",
+                "--output-swift",
+                "simplestreams/data/"
+            ]),
+            None
+        );
+        assert_eq!(parse(&["--output-swift", "simplestreams/data/"]), None);
+        assert!(parse(&["--output-swift", "/"]).is_some());
     }
 
     #[test]
@@ -447,8 +528,15 @@ mod tests {
         ]);
         assert_eq!(args.regions, ["R1", "R2"]);
         assert_eq!(args.visibility, Visibility::Private);
-        let stream =
-            Stream::open(&args.source, args.path.as_deref(), &[], &args.http).expect("stream");
+        let stream = crate::common::runtime()
+            .expect("runtime")
+            .block_on(Stream::open(
+                &args.source,
+                args.path.as_deref(),
+                &[],
+                &args.http,
+            ))
+            .expect("stream");
         let plan = validate(&args, &stream).expect("valid");
         assert_eq!(
             plan.settings.custom_properties,

@@ -78,10 +78,15 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     } else {
         Output::Repr
     };
-    let stream = Stream::open(&args.mirror_url, args.path.as_deref(), &[], &args.http)?;
+    let rt = crate::common::runtime()?;
+    let stream = rt.block_on(Stream::open(
+        &args.mirror_url,
+        args.path.as_deref(),
+        &[],
+        &args.http,
+    ))?;
     let reader = stream.reader(&args.verify, &args.http)?;
     let query = Query::new(filters, args.max_items);
-    let rt = crate::common::runtime()?;
     let mut printer = Printer {
         root: stream.root.clone(),
         output,

@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
-use simplestreams_mirror::{open_source, split_entry, FallbackSource, MetadataReader, Source};
+use simplestreams_mirror::{split_entry, FallbackSource, MetadataReader, Source};
 
 use crate::common::{HttpArgs, VerifyArgs};
+use crate::location::open_source;
 
 /// A stream as the flags describe it.
 pub struct Stream {
@@ -21,7 +22,7 @@ pub struct Stream {
 impl Stream {
     /// Opens `location` (a mirror root, or the URL of an index or products file; `path`
     /// overrides the entry), with `mirrors` as fallbacks.
-    pub fn open(
+    pub async fn open(
         location: &str,
         path: Option<&str>,
         mirrors: &[String],
@@ -29,9 +30,9 @@ impl Stream {
     ) -> anyhow::Result<Stream> {
         let options = http.options()?;
         let (root, entry) = split_entry(location, path);
-        let mut sources: Vec<Arc<dyn Source>> = vec![open_source(&root, &options)?];
+        let mut sources: Vec<Arc<dyn Source>> = vec![open_source(&root, &options).await?];
         for m in mirrors {
-            sources.push(open_source(m, &options)?);
+            sources.push(open_source(m, &options).await?);
         }
         let source: Arc<dyn Source> = if sources.len() == 1 {
             sources.remove(0)

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::common::LogArgs;
-use crate::{docs_cmd, images_cmd, sign_cmd};
+use crate::{catalog_cmd, docs_cmd, images_cmd, sign_cmd, store_cmd};
 
 /// Tools for simplestreams publishers and operators.
 #[derive(Debug, Parser)]
@@ -31,6 +31,12 @@ pub enum Command {
     Verify(sign_cmd::VerifyArgs),
     /// List our project's images in Glance with the properties sstream-mirror-glance sets.
     GlanceImages(images_cmd::GlanceImagesArgs),
+    /// List the objects of a store (a directory, swift://, s3://).
+    Ls(store_cmd::LsArgs),
+    /// Break the lock a killed sync left in a Swift container or an object store.
+    Unlock(store_cmd::UnlockArgs),
+    /// Announce a published image-ids stream in Keystone (product-streams), for Juju.
+    ProductStreams(catalog_cmd::ProductStreamsArgs),
     /// Write the man pages and shell completions of every sstream tool.
     InstallDocs(docs_cmd::InstallDocsArgs),
 }
@@ -42,6 +48,9 @@ pub fn run(args: SstreamArgs) -> anyhow::Result<ExitCode> {
         Command::Sign(a) => sign_cmd::run_sign(a),
         Command::Verify(a) => sign_cmd::run_verify(a),
         Command::GlanceImages(a) => images_cmd::run(a),
+        Command::Ls(a) => store_cmd::run_ls(a),
+        Command::Unlock(a) => store_cmd::run_unlock(a),
+        Command::ProductStreams(a) => catalog_cmd::run(a),
         Command::InstallDocs(a) => docs_cmd::run(a),
     }
 }

@@ -125,6 +125,16 @@ fn images(content_id: &str, clean: bool) -> Vec<Image> {
     })
 }
 
+/// GET `url` without credentials: the body as text, after checking the status is 200.
+fn anonymous_get(url: &str) -> String {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let resp = reqwest::get(url).await.expect("GET");
+        assert_eq!(resp.status(), 200, "GET {url}");
+        resp.text().await.expect("body")
+    })
+}
+
 fn index_url(server: &TestServer) -> String {
     format!("{}streams/v1/index.json", server.url())
 }
@@ -149,19 +159,126 @@ fn glance_args<'a>(cmd: &'a mut Command, cid: &str, url: &str, extra: &[&str]) -
     .arg(url)
 }
 
+/// The charm's `--output-swift simplestreams/data/`: the image-ids stream lands in a Swift
+/// container readable by anyone, which the reference and Juju read through the
+/// `product-streams` endpoint that `--register-product-streams` announces (once: a second run
+/// changes nothing).
 #[test]
-fn output_swift_is_refused_until_the_swift_target_exists() {
-    let (out, _, err) = run(bin().args([
-        "--cloud-name",
-        "c",
-        "--content-id",
-        "x",
+#[ignore = "needs the OpenStack test bed (scripts/test runs it)"]
+fn output_swift_is_what_juju_and_the_reference_read_through_product_streams() {
+    let src = tempfile::tempdir().expect("tempdir");
+    write_stream(src.path(), &[("alpha", "1.0")], &["20240101"], 1500);
+    let server = TestServer::serve_dir(src.path());
+    let cid = unique("swift");
+    // The charm's container is `simplestreams`; a container of this test's own keeps parallel
+    // runs apart. The endpoint it registers is the same service either way.
+    let container = format!("simplestreams-{}", std::process::id());
+    let prefix = format!("{container}/data/");
+    let template = format!("{cid}:{{region}}");
+    let args = [
         "--output-swift",
-        "simplestreams/data/",
-        "http://127.0.0.1:9/",
-    ]));
-    assert!(!out.status.success());
-    assert!(err.contains("--output-swift is not supported yet"), "{err}");
+        prefix.as_str(),
+        "--register-product-streams",
+    ];
+    let (o, stdout, stderr) = run(glance_args(
+        &mut bin(),
+        &template,
+        &index_url(&server),
+        &args,
+    ));
+    assert!(o.status.success(), "{stderr}");
+    let created = lines_starting(&stdout, "created ");
+    assert_eq!(created.len(), 1, "{stdout}");
+    let image_id = created[0]
+        .trim_start_matches("created ")
+        .split(':')
+        .next()
+        .expect("id")
+        .to_string();
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (public, endpoints) = rt.block_on(async {
+        let session = Session::from_env().expect("OS_* variables");
+        let token = session.token().await.expect("token");
+        let swift = token
+            .catalog
+            .endpoint(
+                "object-store",
+                glance_target::Interface::Public,
+                Some("RegionOne"),
+            )
+            .expect("swift endpoint");
+        let session = Session::from_env().expect("OS_* variables");
+        let token = session.token().await.expect("fresh token, fresh catalog");
+        let service = token
+            .catalog
+            .services
+            .iter()
+            .find(|s| s.service_type == "product-streams")
+            .cloned()
+            .expect("product-streams in the catalog");
+        (format!("{swift}/{container}/data"), service.endpoints)
+    });
+    let in_region: Vec<_> = endpoints
+        .iter()
+        .filter(|e| e.region_id.as_deref() == Some("RegionOne"))
+        .collect();
+    assert_eq!(in_region.len(), 3, "public, internal, admin: {in_region:?}");
+    assert!(in_region.iter().all(|e| e.url == public), "{in_region:?}");
+
+    // Juju: the public product-streams endpoint + streams/v1/index.json, no credentials.
+    let index: serde_json::Value =
+        serde_json::from_str(&anonymous_get(&format!("{public}/streams/v1/index.json")))
+            .expect("index JSON");
+    let entry = &index["index"][format!("{cid}:RegionOne")];
+    assert_eq!(entry["datatype"], "image-ids", "{index}");
+    assert_eq!(entry["clouds"][0]["region"], "RegionOne");
+    // The reference reads the same through the public URL.
+    let q = Command::new(reference_bin("sstream-query"))
+        .args(["--output-format", "%(id)s"])
+        .arg(format!("{public}/streams/v1/index.json"))
+        .arg("region=RegionOne")
+        .output()
+        .expect("reference query");
+    assert!(q.status.success(), "{}", String::from_utf8_lossy(&q.stderr));
+    assert_eq!(String::from_utf8_lossy(&q.stdout).trim(), image_id);
+
+    // Again: nothing uploaded, the stream not rewritten, the catalog unchanged.
+    let before = anonymous_get(&format!("{public}/streams/v1/index.json"));
+    let (o, stdout, stderr) = run(glance_args(
+        &mut bin(),
+        &template,
+        &index_url(&server),
+        &args,
+    ));
+    assert!(o.status.success(), "{stderr}");
+    assert_eq!(stdout, "");
+    let after = anonymous_get(&format!("{public}/streams/v1/index.json"));
+    assert_eq!(
+        before, after,
+        "a no-op run leaves the published stream as it was"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_sstream"))
+        .args([
+            "product-streams",
+            "register",
+            "--region",
+            "RegionOne",
+            &public,
+        ])
+        .output()
+        .expect("sstream");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("unchanged"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    images(&format!("{cid}:RegionOne"), true);
 }
 
 #[test]

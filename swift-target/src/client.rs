@@ -63,6 +63,10 @@ pub struct ObjectMeta {
     pub last_modified: Option<String>,
     /// User metadata (`X-Object-Meta-<key>`), keys in lower case.
     pub metadata: BTreeMap<String, String>,
+    /// Whether it is a Static Large Object manifest (`X-Static-Large-Object`).
+    pub is_slo: bool,
+    /// For a range answer: the full size of the object (`Content-Range`).
+    pub total_size: Option<u64>,
 }
 
 /// Options of a PUT.
@@ -72,6 +76,31 @@ pub struct PutOptions {
     pub content_type: Option<String>,
     /// User metadata, sent as `X-Object-Meta-<key>`.
     pub metadata: BTreeMap<String, String>,
+    /// The MD5 (hex) of the body, sent as `ETag`: Swift refuses a body that does not match
+    /// (422), and the PUT is then sent again, as the bytes were damaged on the way.
+    pub etag: Option<String>,
+    /// Create only (`If-None-Match: *`): an existing object makes the PUT fail with 412.
+    pub create_only: bool,
+}
+
+/// Options of a GET.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GetOptions {
+    /// Start at this byte (`Range: bytes=N-`).
+    pub offset: Option<u64>,
+    /// Answer `None` (304 Not Modified) when the object still has this ETag.
+    pub if_none_match: Option<String>,
+}
+
+/// One segment of a Static Large Object, as its manifest lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SloSegment {
+    /// `/<container>/<object>` of the segment.
+    pub path: String,
+    /// Its MD5 (hex), checked by Swift against the stored segment.
+    pub etag: String,
+    /// Its size, checked too.
+    pub size_bytes: u64,
 }
 
 /// An object being downloaded.
@@ -145,8 +174,28 @@ impl SwiftClient {
 
     /// Creates the container (nothing happens if it exists).
     pub async fn create_container(&self, container: &str) -> Result<()> {
+        self.create_container_readable(container, None).await
+    }
+
+    /// Creates the container (or updates it when it exists) with a read ACL
+    /// (`X-Container-Read`, e.g. `.r:*,.rlistings` for anyone, as the reference sets on its
+    /// output).
+    pub async fn create_container_readable(
+        &self,
+        container: &str,
+        read_acl: Option<&str>,
+    ) -> Result<()> {
         let url = self.container_url(container);
-        self.session.send(Request::new(Method::PUT, url)).await?;
+        let mut req = Request::new(Method::PUT, &url);
+        if let Some(acl) = read_acl {
+            let value = HeaderValue::from_str(acl).map_err(|_| Error::Response {
+                method: "PUT".into(),
+                url: url.clone(),
+                message: format!("read ACL {acl:?} cannot be sent as an HTTP header"),
+            })?;
+            req = req.header(HeaderName::from_static("x-container-read"), value);
+        }
+        self.session.send(req).await?;
         Ok(())
     }
 
@@ -187,16 +236,18 @@ impl SwiftClient {
         let mut out = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let mut q = url::form_urlencoded::Serializer::new(String::new());
-            q.append_pair("format", "json")
-                .append_pair("limit", &self.page_size.to_string());
-            if let Some(p) = prefix {
-                q.append_pair("prefix", p);
-            }
-            if let Some(m) = &marker {
-                q.append_pair("marker", m);
-            }
-            let page_url = format!("{url}?{}", q.finish());
+            let page_url = {
+                let mut q = url::form_urlencoded::Serializer::new(String::new());
+                q.append_pair("format", "json")
+                    .append_pair("limit", &self.page_size.to_string());
+                if let Some(p) = prefix {
+                    q.append_pair("prefix", p);
+                }
+                if let Some(m) = &marker {
+                    q.append_pair("marker", m);
+                }
+                format!("{url}?{}", q.finish())
+            };
             let resp = self
                 .session
                 .send(Request::new(Method::GET, &page_url))
@@ -225,11 +276,15 @@ impl SwiftClient {
         opts: &PutOptions,
     ) -> Result<Option<String>> {
         let url = self.object_url(container, name);
-        let req = with_put_headers(
+        let mut req = with_put_headers(
             Request::new(Method::PUT, &url).bytes("application/octet-stream", body),
             opts,
             &url,
         )?;
+        if opts.etag.is_some() {
+            req = req
+                .retry_status(|s| s == 422 || openstack_client::RetryConfig::retryable_status(s));
+        }
         let resp = self.session.send(req).await?;
         Ok(header(resp.headers(), "etag"))
     }
@@ -259,6 +314,112 @@ impl SwiftClient {
             .send(with_put_headers(req, opts, &url)?)
             .await?;
         Ok(header(resp.headers(), "etag"))
+    }
+
+    /// Stores a Static Large Object: the manifest listing `segments`, which Swift checks
+    /// (each must exist with the ETag and size given) before the object appears, at once and
+    /// whole. Returns its ETag.
+    pub async fn put_manifest(
+        &self,
+        container: &str,
+        name: &str,
+        segments: &[SloSegment],
+    ) -> Result<Option<String>> {
+        let url = format!(
+            "{}?multipart-manifest=put",
+            self.object_url(container, name)
+        );
+        let body = serde_json::to_vec(segments).map_err(|e| Error::Response {
+            method: "PUT".into(),
+            url: url.clone(),
+            message: format!("cannot write the manifest: {e}"),
+        })?;
+        let resp = self
+            .session
+            .send(Request::new(Method::PUT, &url).bytes("application/json", body.into()))
+            .await?;
+        Ok(header(resp.headers(), "etag"))
+    }
+
+    /// Deletes a Static Large Object and its segments (`?multipart-manifest=delete`).
+    pub async fn delete_large_object(&self, container: &str, name: &str) -> Result<()> {
+        let url = format!(
+            "{}?multipart-manifest=delete",
+            self.object_url(container, name)
+        );
+        let resp = self
+            .session
+            .send(Request::new(Method::DELETE, &url))
+            .await?;
+        // Swift answers 200 whatever happened; the outcome is in the body (bulk-delete style).
+        let text = resp.text().await.unwrap_or_default();
+        let status = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Response Status: "))
+            .unwrap_or("200 OK");
+        if status.starts_with("200") {
+            return Ok(());
+        }
+        let code = status
+            .split_whitespace()
+            .next()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(500);
+        Err(Error::Status {
+            method: "DELETE".into(),
+            url,
+            status: code,
+            message: text.split_whitespace().collect::<Vec<_>>().join(" "),
+        })
+    }
+
+    /// Downloads the object from an offset, unless it still has the ETag given (`None`).
+    pub async fn get_object_with(
+        &self,
+        container: &str,
+        name: &str,
+        opts: &GetOptions,
+    ) -> Result<Option<ObjectDownload>> {
+        let url = self.object_url(container, name);
+        let mut req = Request::new(Method::GET, &url);
+        if let Some(offset) = opts.offset.filter(|o| *o > 0) {
+            req = req.header(
+                reqwest::header::RANGE,
+                HeaderValue::from_str(&format!("bytes={offset}-")).map_err(|_| {
+                    Error::Response {
+                        method: "GET".into(),
+                        url: url.clone(),
+                        message: "bad range".into(),
+                    }
+                })?,
+            );
+        }
+        if let Some(etag) = &opts.if_none_match {
+            let quoted = format!("\"{}\"", etag.trim_matches('"'));
+            req = req.header(
+                reqwest::header::IF_NONE_MATCH,
+                HeaderValue::from_str(&quoted).map_err(|_| Error::Response {
+                    method: "GET".into(),
+                    url: url.clone(),
+                    message: format!("ETag {etag:?} cannot be sent as an HTTP header"),
+                })?,
+            );
+        }
+        let resp = self.session.send(req).await?;
+        if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
+            return Ok(None);
+        }
+        let meta = meta(resp.headers());
+        let stream = resp
+            .bytes_stream()
+            .map_err(move |source| Error::Transport {
+                method: "GET".into(),
+                url: url.clone(),
+                attempts: 1,
+                source: source.without_url(),
+            })
+            .boxed();
+        Ok(Some(ObjectDownload { meta, stream }))
     }
 
     /// The object's headers.
@@ -299,6 +460,18 @@ fn with_put_headers(mut req: Request, opts: &PutOptions, url: &str) -> Result<Re
         url: url.to_owned(),
         message: format!("{what} cannot be sent as an HTTP header"),
     };
+    if let Some(etag) = &opts.etag {
+        req = req.header(
+            reqwest::header::ETAG,
+            HeaderValue::from_str(etag).map_err(|_| bad("the ETag"))?,
+        );
+    }
+    if opts.create_only {
+        req = req.header(
+            reqwest::header::IF_NONE_MATCH,
+            HeaderValue::from_static("*"),
+        );
+    }
     if let Some(ct) = &opts.content_type {
         req = req.header(
             CONTENT_TYPE,
@@ -336,5 +509,8 @@ fn meta(h: &HeaderMap) -> ObjectMeta {
         content_type: header(h, "content-type"),
         last_modified: header(h, "last-modified"),
         metadata,
+        is_slo: header(h, "x-static-large-object").is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        total_size: header(h, "content-range")
+            .and_then(|r| r.rsplit('/').next().and_then(|t| t.parse().ok())),
     }
 }

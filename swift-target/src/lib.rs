@@ -29,6 +29,11 @@
 #![deny(missing_docs)]
 
 mod client;
+mod store;
 
-pub use client::{ContainerInfo, ObjectDownload, ObjectInfo, ObjectMeta, PutOptions, SwiftClient};
+pub use client::{
+    ContainerInfo, GetOptions, ObjectDownload, ObjectInfo, ObjectMeta, PutOptions, SloSegment,
+    SwiftClient,
+};
 pub use openstack_client::{CloudConfig, Error, Result, Session};
+pub use store::{parse_swift_url, SwiftStore, SwiftStoreOptions};

@@ -454,7 +454,7 @@ impl Mirror {
                 Err(Error::Interrupted)
             }
         };
-        drop(lock);
+        lock.release().await;
         result
     }
 

@@ -1,0 +1,132 @@
+//! Where a command reads or writes, from a location as a user gives it: a directory (or
+//! `file://`), an HTTP(S) mirror (read only), a Swift container and prefix
+//! (`swift://CONTAINER/PREFIX`, with the `OS_*` credentials), or an object store URL
+//! (`s3://BUCKET/PREFIX` with the `AWS_*` variables, and what else `object_store` parses).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use simplestreams_mirror::{
+    local_dir, open_source as open_http_or_dir, HttpOptions, LocalStore, Source, Store, StoreSource,
+};
+use swift_target::{Session, SwiftClient, SwiftStore, SwiftStoreOptions};
+
+/// How stores are written: the flags of the tools that write one.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Storage")]
+pub struct StoreArgs {
+    /// Do not flush written files to stable storage (fsync): faster on slow disks; a killed
+    /// run is still safe, but a power cut may lose the last files written (directories only).
+    #[arg(long)]
+    pub no_fsync: bool,
+    /// Objects larger than this many MiB go to Swift as Static Large Objects in segments of
+    /// this size (two segments are held in memory during an upload).
+    #[arg(long, value_name = "MIB", default_value_t = 16)]
+    pub segment_size: u64,
+    /// Make a Swift container readable by anyone (`.r:*,.rlistings`), as a public mirror
+    /// needs; its private `_segments` container never is.
+    #[arg(long)]
+    pub public: bool,
+}
+
+impl Default for StoreArgs {
+    fn default() -> Self {
+        StoreArgs {
+            no_fsync: false,
+            segment_size: 16,
+            public: false,
+        }
+    }
+}
+
+/// What kind of location a string names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// A local directory.
+    Directory(PathBuf),
+    /// `http://` or `https://`: read only.
+    Http,
+    /// `swift://CONTAINER/PREFIX`.
+    Swift,
+    /// Another URL scheme: an object store.
+    ObjectStore,
+}
+
+/// The kind of `location`.
+pub fn kind(location: &str) -> anyhow::Result<Kind> {
+    if location.starts_with("swift://") {
+        return Ok(Kind::Swift);
+    }
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return Ok(Kind::Http);
+    }
+    if let Some((scheme, _)) = location.split_once("://") {
+        if scheme != "file" {
+            return Ok(Kind::ObjectStore);
+        }
+    }
+    match local_dir(location)? {
+        Some(dir) => Ok(Kind::Directory(dir)),
+        None => bail!("{location}: not a location this tool understands"),
+    }
+}
+
+async fn swift_client() -> anyhow::Result<SwiftClient> {
+    let session = Session::from_env().context("swift:// needs OpenStack credentials (OS_*)")?;
+    Ok(SwiftClient::new(&session)
+        .await
+        .context("cannot find the object-store endpoint")?)
+}
+
+/// The store at `location`, to write into (a Swift container is created when missing).
+pub async fn open_store(location: &str, args: &StoreArgs) -> anyhow::Result<Arc<dyn Store>> {
+    match kind(location)? {
+        Kind::Directory(dir) => Ok(Arc::new(LocalStore::new(dir).with_fsync(!args.no_fsync))),
+        Kind::Http => bail!("{location}: an HTTP mirror can be read, not written; give a directory, swift:// or s3://"),
+        Kind::Swift => Ok(Arc::new(
+            SwiftStore::from_url(swift_client().await?, location, swift_options(args)?, true)
+                .await?,
+        )),
+        Kind::ObjectStore => bail!("{location}: object store URLs are not supported yet"),
+    }
+}
+
+/// The store at `location` as it is, to read or list (nothing is created).
+pub async fn open_store_existing(location: &str) -> anyhow::Result<Arc<dyn Store>> {
+    match kind(location)? {
+        Kind::Directory(dir) => Ok(Arc::new(LocalStore::new(dir))),
+        Kind::Http => bail!("{location}: an HTTP mirror is not a store"),
+        Kind::Swift => Ok(Arc::new(
+            SwiftStore::from_url(
+                swift_client().await?,
+                location,
+                SwiftStoreOptions::default(),
+                false,
+            )
+            .await?,
+        )),
+        Kind::ObjectStore => bail!("{location}: object store URLs are not supported yet"),
+    }
+}
+
+fn swift_options(args: &StoreArgs) -> anyhow::Result<SwiftStoreOptions> {
+    anyhow::ensure!(
+        args.segment_size > 0,
+        "--segment-size must be at least 1 (MiB)"
+    );
+    Ok(SwiftStoreOptions {
+        segment_size: args.segment_size.saturating_mul(1 << 20),
+        public_read: args.public,
+    })
+}
+
+/// The source at `location`, to read from (nothing is created).
+pub async fn open_source(location: &str, http: &HttpOptions) -> anyhow::Result<Arc<dyn Source>> {
+    match kind(location)? {
+        Kind::Directory(_) | Kind::Http => Ok(open_http_or_dir(location, http)?),
+        Kind::Swift | Kind::ObjectStore => Ok(Arc::new(StoreSource::new(
+            open_store_existing(location).await?,
+        ))),
+    }
+}

@@ -1,0 +1,710 @@
+//! [`SwiftStore`]: a Swift container (and a prefix in it) as a `Store` of the sync engine.
+//!
+//! - Objects up to the segment size are one PUT with their MD5 as `ETag`, which Swift checks.
+//! - Larger ones are a Static Large Object: segments of that size (each with its `ETag`,
+//!   each resent on its own when it fails) in the private container, then the manifest, which
+//!   Swift accepts only when every segment it names is there with that MD5 and size. Until the
+//!   manifest is in, readers see the previous object; an upload that fails removes its
+//!   segments; one killed leaves them, and the next upload of the same object removes them.
+//! - The private container `<container>_segments` (never made public) holds the segments and
+//!   the engine's own files (`.sstream-mirror/`: its state and its lock), so that a public
+//!   mirror does not serve them.
+//! - The lock is an object created with `If-None-Match: *`, which two processes cannot both
+//!   create; it names its holder. `sstream unlock` breaks a stale one.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures::stream::{self, StreamExt};
+use simplestreams_core::{ChecksumKind, Expected, StreamVerifier};
+use simplestreams_mirror::hashing::{Batcher, HashingThread};
+use simplestreams_mirror::{
+    ByteStream, Error as MirrorError, GetOptions, GetResult, ObjectMeta as StoreMeta, PutOptions,
+    Store, StoreLock, Validators, STATE_DIR,
+};
+
+use crate::client::{GetOptions as SwiftGet, PutOptions as SwiftPut, SloSegment, SwiftClient};
+use openstack_client::Error;
+
+/// How a [`SwiftStore`] stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwiftStoreOptions {
+    /// Objects larger than this are uploaded as Static Large Objects of segments this large.
+    /// Default 16 MiB: two segments are held in memory during an upload (one sent, one
+    /// filling), and Swift accepts segments from 1 MiB (tests use smaller ones; Swift's own
+    /// minimum, `min_segment_size`, is 1 byte on recent releases).
+    pub segment_size: u64,
+    /// Make the container readable by anyone (`X-Container-Read: .r:*,.rlistings`), as the
+    /// reference does for its `--output-swift` stream. The private container never is.
+    pub public_read: bool,
+}
+
+impl Default for SwiftStoreOptions {
+    fn default() -> Self {
+        SwiftStoreOptions {
+            segment_size: 16 << 20,
+            public_read: false,
+        }
+    }
+}
+
+/// A container and a prefix in it, as a store.
+#[derive(Clone)]
+pub struct SwiftStore {
+    client: SwiftClient,
+    container: String,
+    private: String,
+    /// Empty, or ending with `/`.
+    prefix: String,
+    options: SwiftStoreOptions,
+}
+
+impl fmt::Debug for SwiftStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SwiftStore({self})")
+    }
+}
+
+impl fmt::Display for SwiftStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "swift://{}/{}", self.container, self.prefix)
+    }
+}
+
+/// `swift://CONTAINER/PREFIX` → (container, prefix ending with `/` or empty).
+pub fn parse_swift_url(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("swift://")?;
+    let (container, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if container.is_empty() {
+        return None;
+    }
+    let prefix = prefix.trim_matches('/');
+    let prefix = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}/")
+    };
+    Some((container.to_string(), prefix))
+}
+
+/// Converts a Swift error for the engine: a 404 is "not found"; anything else keeps the
+/// typed error (method, URL, status, Swift's message) as its source.
+pub(crate) fn to_mirror(e: Error) -> MirrorError {
+    match e {
+        Error::NotFound { url, .. } => MirrorError::NotFound { location: url },
+        other => MirrorError::Service(Box::new(other)),
+    }
+}
+
+impl SwiftStore {
+    /// The store `prefix` (with or without a trailing `/`) of `container`, as it is: nothing
+    /// is created (for reading a mirror of a mirror).
+    pub fn connect(
+        client: SwiftClient,
+        container: &str,
+        prefix: &str,
+        options: SwiftStoreOptions,
+    ) -> Result<SwiftStore, MirrorError> {
+        if container.is_empty() || container.contains('/') {
+            return Err(MirrorError::Location {
+                location: container.to_string(),
+                message: "not a Swift container name".into(),
+            });
+        }
+        let prefix = prefix.trim_matches('/');
+        Ok(SwiftStore {
+            private: format!("{container}_segments"),
+            container: container.to_string(),
+            prefix: if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}/")
+            },
+            client,
+            options,
+        })
+    }
+
+    /// [`SwiftStore::connect`], then both containers created when missing (the main one
+    /// readable by anyone with [`SwiftStoreOptions::public_read`]), for writing.
+    pub async fn open(
+        client: SwiftClient,
+        container: &str,
+        prefix: &str,
+        options: SwiftStoreOptions,
+    ) -> Result<SwiftStore, MirrorError> {
+        let store = SwiftStore::connect(client, container, prefix, options)?;
+        let acl = store.options.public_read.then_some(".r:*,.rlistings");
+        store
+            .client
+            .create_container_readable(&store.container, acl)
+            .await
+            .map_err(to_mirror)?;
+        store
+            .client
+            .create_container(&store.private)
+            .await
+            .map_err(to_mirror)?;
+        Ok(store)
+    }
+
+    /// The store a `swift://CONTAINER/PREFIX` URL names, opened for writing
+    /// ([`SwiftStore::open`]) or, with `write == false`, only connected.
+    pub async fn from_url(
+        client: SwiftClient,
+        url: &str,
+        options: SwiftStoreOptions,
+        write: bool,
+    ) -> Result<SwiftStore, MirrorError> {
+        let (container, prefix) = parse_swift_url(url).ok_or_else(|| MirrorError::Location {
+            location: url.to_string(),
+            message: "expected swift://CONTAINER/PREFIX".into(),
+        })?;
+        if write {
+            SwiftStore::open(client, &container, &prefix, options).await
+        } else {
+            SwiftStore::connect(client, &container, &prefix, options)
+        }
+    }
+
+    /// The public URL of the store's root (what Juju and the reference read, through the
+    /// `product-streams` endpoint), without a trailing slash.
+    pub fn public_root(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            self.client.account_url(),
+            self.container,
+            self.prefix
+        )
+        .trim_end_matches('/')
+        .to_string()
+    }
+
+    /// The client.
+    pub fn client(&self) -> &SwiftClient {
+        &self.client
+    }
+
+    /// The public URL of an object of the store (what a client without credentials reads,
+    /// when the container is public).
+    pub fn public_url(&self, path: &str) -> String {
+        format!(
+            "{}/{}/{}{}",
+            self.client.account_url(),
+            self.container,
+            self.prefix,
+            path
+        )
+    }
+
+    /// Which container, and which object name in it, `path` is stored under.
+    fn locate(&self, path: &str) -> Result<(&str, String), MirrorError> {
+        simplestreams_core::check_safe_path(path)?;
+        let private = path.split('/').next() == Some(STATE_DIR);
+        let container = if private {
+            &self.private
+        } else {
+            &self.container
+        };
+        Ok((container, format!("{}{path}", self.prefix)))
+    }
+
+    /// Where the segments of `path` go, in the private container.
+    fn segments_of(&self, path: &str) -> String {
+        format!("{}{path}/", self.prefix)
+    }
+
+    /// Deletes segments of `path` in the private container: those `which` selects.
+    async fn remove_segments(&self, path: &str, which: Segments<'_>) -> Result<(), MirrorError> {
+        let prefix = self.segments_of(path);
+        let listed = self
+            .client
+            .list_objects(&self.private, Some(&prefix))
+            .await
+            .map_err(to_mirror)?;
+        let stale: Vec<String> = listed
+            .into_iter()
+            .filter(|o| {
+                segment_of(&o.name[prefix.len().min(o.name.len())..])
+                    .is_some_and(|(upload, _)| which.selects(upload))
+            })
+            .map(|o| o.name)
+            .collect();
+        if !stale.is_empty() {
+            tracing::debug!(
+                "{self}: removing {} stale segment(s) of {path}",
+                stale.len()
+            );
+        }
+        let results: Vec<Result<(), Error>> = stream::iter(stale)
+            .map(|name| async move {
+                match self.client.delete_object(&self.private, &name).await {
+                    Ok(()) | Err(Error::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            })
+            .buffer_unordered(4)
+            .collect()
+            .await;
+        results
+            .into_iter()
+            .collect::<Result<(), Error>>()
+            .map_err(to_mirror)
+    }
+
+    async fn put_single(&self, path: &str, part: Part) -> Result<StoreMeta, MirrorError> {
+        let (container, name) = self.locate(path)?;
+        let (bytes, md5) = part.finish().await?;
+        let size = bytes.len() as u64;
+        let etag = self
+            .client
+            .put_object(
+                container,
+                &name,
+                bytes,
+                &SwiftPut {
+                    etag: Some(md5.clone()),
+                    ..SwiftPut::default()
+                },
+            )
+            .await
+            .map_err(to_mirror)?;
+        check_etag(&self.client, container, &name, etag.as_deref(), &md5)?;
+        Ok(store_meta(path, Some(size), Some(md5)))
+    }
+}
+
+/// Refuses an answer whose ETag is not the MD5 sent (Swift checks it itself when given one;
+/// this catches a proxy or a server that does not).
+fn check_etag(
+    client: &SwiftClient,
+    container: &str,
+    name: &str,
+    got: Option<&str>,
+    want: &str,
+) -> Result<(), MirrorError> {
+    match got {
+        Some(got) if got.trim_matches('"').eq_ignore_ascii_case(want) => Ok(()),
+        other => Err(MirrorError::Transport {
+            url: format!("{}/{container}/{name}", client.account_url()),
+            message: format!("Swift stored something else: ETag {other:?}, sent MD5 {want}"),
+            source: None,
+        }),
+    }
+}
+
+/// Which segments of an object to remove.
+#[derive(Debug, Clone, Copy)]
+enum Segments<'a> {
+    /// Every one (the object is deleted).
+    All,
+    /// Those of one upload (it failed).
+    Of(&'a str),
+    /// All but those of one upload (it succeeded: the rest belong to the object it replaced,
+    /// or to an upload killed half-way).
+    AllBut(&'a str),
+}
+
+impl Segments<'_> {
+    fn selects(self, upload: &str) -> bool {
+        match self {
+            Segments::All => true,
+            Segments::Of(id) => upload == id,
+            Segments::AllBut(id) => upload != id,
+        }
+    }
+}
+
+/// `(upload id, segment number)` of a segment name below an object's segment prefix.
+fn segment_of(rest: &str) -> Option<(&str, u32)> {
+    let (upload, index) = rest.split_once('/')?;
+    let ok_id = upload.len() == 32 && upload.bytes().all(|b| b.is_ascii_hexdigit());
+    let ok_index = index.len() == 8 && index.bytes().all(|b| b.is_ascii_digit());
+    (ok_id && ok_index).then(|| (upload, index.parse().unwrap_or(0)))
+}
+
+fn store_meta(path: &str, size: Option<u64>, etag: Option<String>) -> StoreMeta {
+    StoreMeta {
+        path: path.to_string(),
+        size,
+        validators: Validators {
+            etag: etag.map(|e| format!("\"{}\"", e.trim_matches('"'))),
+            last_modified: None,
+        },
+        content_encoding: None,
+    }
+}
+
+/// The bytes of one object or segment as they arrive, with their MD5 computed on a hashing
+/// thread meanwhile, so that it is ready when the part is full.
+struct Part {
+    data: BytesMut,
+    hasher: HashingThread,
+    batcher: Batcher,
+}
+
+impl Part {
+    fn new(capacity: usize) -> Part {
+        let md5 = StreamVerifier::new("", Expected::default()).also_compute(ChecksumKind::Md5);
+        Part {
+            data: BytesMut::with_capacity(capacity),
+            hasher: HashingThread::start(md5),
+            batcher: Batcher::default(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    async fn push(&mut self, chunk: Bytes) {
+        self.data.extend_from_slice(&chunk);
+        if let Some(batch) = self.batcher.push(chunk) {
+            // A failed send means the hasher stopped; `finish` says why.
+            let _ = self.hasher.send(batch).await;
+        }
+    }
+
+    /// The bytes and their MD5.
+    async fn finish(mut self) -> Result<(Bytes, String), MirrorError> {
+        let _ = self.hasher.send(self.batcher.take()).await;
+        let digests = self.hasher.finish().await??;
+        Ok((self.data.freeze(), digests.md5.unwrap_or_default()))
+    }
+}
+
+/// A Static Large Object being uploaded: one segment sent while the next fills.
+struct LargeUpload<'s> {
+    store: &'s SwiftStore,
+    path: String,
+    id: String,
+    sent: Vec<SloSegment>,
+    in_flight: Option<tokio::task::JoinHandle<Result<SloSegment, MirrorError>>>,
+}
+
+impl<'s> LargeUpload<'s> {
+    fn new(store: &'s SwiftStore, path: &str) -> Self {
+        LargeUpload {
+            store,
+            path: path.to_string(),
+            id: hex::encode(rand::random::<[u8; 16]>()),
+            sent: Vec::new(),
+            in_flight: None,
+        }
+    }
+
+    async fn wait(&mut self) -> Result<(), MirrorError> {
+        if let Some(task) = self.in_flight.take() {
+            let segment = task
+                .await
+                .map_err(|e| MirrorError::Aborted(format!("segment upload failed: {e}")))??;
+            self.sent.push(segment);
+        }
+        Ok(())
+    }
+
+    /// Sends `part` as the next segment, once the one before is in.
+    async fn send(&mut self, part: Part) -> Result<(), MirrorError> {
+        self.wait().await?;
+        let index = self.sent.len();
+        let name = format!(
+            "{}{}/{index:08}",
+            self.store.segments_of(&self.path),
+            self.id
+        );
+        let client = self.store.client.clone();
+        let container = self.store.private.clone();
+        self.in_flight = Some(tokio::spawn(async move {
+            let (bytes, md5) = part.finish().await?;
+            let size = bytes.len() as u64;
+            let put = SwiftPut {
+                etag: Some(md5.clone()),
+                ..SwiftPut::default()
+            };
+            let etag = client
+                .put_object(&container, &name, bytes, &put)
+                .await
+                .map_err(to_mirror)?;
+            check_etag(&client, &container, &name, etag.as_deref(), &md5)?;
+            Ok(SloSegment {
+                path: format!("/{container}/{name}"),
+                etag: md5,
+                size_bytes: size,
+            })
+        }));
+        Ok(())
+    }
+
+    /// Sends the last part (if any) and puts the manifest: the object appears, whole. On any
+    /// failure, this upload's segments are removed and the previous object stays.
+    async fn finish(mut self, last: Part) -> Result<StoreMeta, MirrorError> {
+        let manifest = async {
+            if last.len() > 0 {
+                self.send(last).await?;
+            }
+            self.wait().await?;
+            let (container, name) = self.store.locate(&self.path)?;
+            self.store
+                .client
+                .put_manifest(container, &name, &self.sent)
+                .await
+                .map_err(to_mirror)
+        }
+        .await;
+        let etag = match manifest {
+            Ok(etag) => etag,
+            Err(e) => {
+                self.abort().await;
+                return Err(e);
+            }
+        };
+        // The object's previous segments, and any an upload killed half-way left, go now.
+        if let Err(e) = self
+            .store
+            .remove_segments(&self.path, Segments::AllBut(&self.id))
+            .await
+        {
+            tracing::warn!(
+                "{}: old segments of {} not removed: {e}",
+                self.store,
+                self.path
+            );
+        }
+        let size = self.sent.iter().map(|s| s.size_bytes).sum();
+        Ok(store_meta(&self.path, Some(size), etag))
+    }
+
+    /// Removes what this upload sent: nothing of it stays.
+    async fn abort(mut self) {
+        if let Some(task) = self.in_flight.take() {
+            task.abort();
+            let _ = task.await;
+        }
+        if let Err(e) = self
+            .store
+            .remove_segments(&self.path, Segments::Of(&self.id))
+            .await
+        {
+            tracing::warn!(
+                "{}: segments of a failed upload of {} not removed: {e}",
+                self.store,
+                self.path
+            );
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SwiftStore {
+    async fn get(&self, path: &str, options: GetOptions) -> Result<GetResult, MirrorError> {
+        let (container, name) = self.locate(path)?;
+        let opts = SwiftGet {
+            offset: options.offset,
+            if_none_match: options
+                .if_not_modified
+                .as_ref()
+                .and_then(|v| v.etag.clone()),
+        };
+        let Some(download) = self
+            .client
+            .get_object_with(container, &name, &opts)
+            .await
+            .map_err(to_mirror)?
+        else {
+            return Ok(GetResult::NotModified);
+        };
+        let size = download.meta.total_size.or(download.meta.size);
+        let meta = store_meta(path, size, download.meta.etag.clone());
+        let body = download.into_stream().map(|r| r.map_err(to_mirror)).boxed();
+        Ok(GetResult::Found { meta, body })
+    }
+
+    async fn head(&self, path: &str) -> Result<Option<StoreMeta>, MirrorError> {
+        let (container, name) = self.locate(path)?;
+        match self.client.head_object(container, &name).await {
+            Ok(m) => Ok(Some(store_meta(path, m.size, m.etag))),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(to_mirror(e)),
+        }
+    }
+
+    async fn put(
+        &self,
+        path: &str,
+        mut body: ByteStream,
+        _options: PutOptions,
+    ) -> Result<StoreMeta, MirrorError> {
+        self.locate(path)?;
+        let segment = usize::try_from(self.options.segment_size.max(1)).unwrap_or(usize::MAX);
+        let capacity = segment.min(1 << 20);
+        let mut part = Part::new(capacity);
+        let mut large: Option<LargeUpload<'_>> = None;
+        while let Some(next) = body.next().await {
+            let mut chunk = match next {
+                Ok(c) => c,
+                Err(e) => {
+                    if let Some(up) = large {
+                        up.abort().await;
+                    }
+                    return Err(e);
+                }
+            };
+            while !chunk.is_empty() {
+                let room = segment - part.len();
+                let piece = chunk.split_to(room.min(chunk.len()));
+                part.push(piece).await;
+                if part.len() == segment {
+                    let full = std::mem::replace(&mut part, Part::new(segment));
+                    let up = large.get_or_insert_with(|| LargeUpload::new(self, path));
+                    if let Err(e) = up.send(full).await {
+                        if let Some(up) = large.take() {
+                            up.abort().await;
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        match large {
+            None => self.put_single(path, part).await,
+            Some(up) => up.finish(part).await,
+        }
+    }
+
+    async fn delete(&self, path: &str) -> Result<(), MirrorError> {
+        let (container, name) = self.locate(path)?;
+        let meta = self
+            .client
+            .head_object(container, &name)
+            .await
+            .map_err(to_mirror)?;
+        if meta.is_slo {
+            self.client
+                .delete_large_object(container, &name)
+                .await
+                .map_err(to_mirror)?;
+        } else {
+            self.client
+                .delete_object(container, &name)
+                .await
+                .map_err(to_mirror)?;
+        }
+        if meta.is_slo {
+            self.remove_segments(path, Segments::All).await?;
+        }
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<StoreMeta>, MirrorError> {
+        let full = format!("{}{prefix}", self.prefix);
+        let listed = self
+            .client
+            .list_objects(&self.container, Some(&full))
+            .await
+            .map_err(to_mirror)?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|o| {
+                let path = o.name.strip_prefix(&self.prefix)?.to_string();
+                Some(store_meta(&path, Some(o.bytes), Some(o.hash)))
+            })
+            .collect())
+    }
+
+    async fn lock(&self, name: &str) -> Result<StoreLock, MirrorError> {
+        let (container, object) = self.locate(name)?;
+        let holder = serde_json::json!({
+            "host": hostname(),
+            "pid": std::process::id(),
+            "since": chrono_now(),
+        });
+        let put = SwiftPut {
+            create_only: true,
+            content_type: Some("application/json".into()),
+            ..SwiftPut::default()
+        };
+        let what = format!("{}/{container}/{object}", self.client.account_url());
+        match self
+            .client
+            .put_object(container, &object, Bytes::from(holder.to_string()), &put)
+            .await
+        {
+            Ok(_) => {}
+            Err(Error::Status { status: 412, .. }) => {
+                let held_by = match self.client.get_object(container, &object).await {
+                    Ok(d) => d
+                        .bytes()
+                        .await
+                        .ok()
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                return Err(MirrorError::Locked {
+                    target: what,
+                    message: format!(
+                        "held by {held_by}; if that sync is gone, break the lock with `sstream \
+                         unlock {self}`"
+                    ),
+                });
+            }
+            Err(e) => return Err(to_mirror(e)),
+        }
+        let client = self.client.clone();
+        let (container, object) = (container.to_string(), object.clone());
+        Ok(StoreLock::with_release(
+            what,
+            Box::new(move || {
+                Box::pin(async move {
+                    match client.delete_object(&container, &object).await {
+                        Ok(()) | Err(Error::NotFound { .. }) => {}
+                        Err(e) => tracing::warn!("lock {container}/{object} not released: {e}"),
+                    }
+                })
+            }),
+        ))
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn chrono_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_into_container_and_prefix() {
+        assert_eq!(
+            parse_swift_url("swift://simplestreams/data/"),
+            Some(("simplestreams".into(), "data/".into()))
+        );
+        assert_eq!(
+            parse_swift_url("swift://c"),
+            Some(("c".into(), String::new()))
+        );
+        assert_eq!(
+            parse_swift_url("swift://c/a/b"),
+            Some(("c".into(), "a/b/".into()))
+        );
+        assert_eq!(parse_swift_url("swift:///x"), None);
+        assert_eq!(parse_swift_url("http://x"), None);
+    }
+
+    #[test]
+    fn only_segment_names_of_this_object_are_recognised() {
+        let id = "0123456789abcdef0123456789abcdef";
+        assert_eq!(segment_of(&format!("{id}/00000003")), Some((id, 3)));
+        assert_eq!(segment_of(&format!("sub/{id}/00000003")), None);
+        assert_eq!(segment_of(&format!("{id}/3")), None);
+        assert_eq!(segment_of("x/00000001"), None);
+    }
+}
