@@ -22,7 +22,8 @@ use crate::common::{
 use crate::location::{open_store, StoreArgs};
 use crate::source::Stream;
 
-/// Mirror a simplestreams stream (metadata and item files) into a directory.
+/// Mirror a simplestreams stream (metadata and item files) into a directory, Swift or an
+/// object store.
 #[derive(Debug, Parser)]
 #[command(
     name = "sstream-mirror",
