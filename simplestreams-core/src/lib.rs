@@ -34,6 +34,7 @@
 mod checksum;
 mod condense;
 mod error;
+pub mod filetype;
 mod filter;
 mod flatten;
 mod index;
