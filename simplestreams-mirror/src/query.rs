@@ -37,11 +37,13 @@ impl Query {
         entry: &str,
         mut emit: impl FnMut(FlatItem<'_>) -> Result<()>,
     ) -> Result<()> {
-        let mut read: Vec<String> = Vec::new();
-        // Depth-first in file order: children are pushed in reverse.
-        let mut pending = vec![(entry.to_string(), 0usize)];
-        while let Some((path, depth)) = pending.pop() {
-            if read.contains(&path) {
+        // Depth-first in file order: children are pushed in reverse, each with the chain of
+        // indexes that led to it (a file may be named twice, as the reference allows; only a
+        // file among its own ancestors is a loop).
+        let mut pending: Vec<(String, Vec<String>)> = vec![(entry.to_string(), Vec::new())];
+        while let Some((path, chain)) = pending.pop() {
+            let depth = chain.len();
+            if chain.contains(&path) {
                 return Err(Error::Location {
                     location: reader.source().url(&path),
                     message: "named again by an index that it leads to: the stream loops".into(),
@@ -55,7 +57,6 @@ impl Query {
                     ),
                 });
             }
-            read.push(path.clone());
             let file = reader.read(&path).await?;
             let name = file.url.clone();
             // Most products files take the zero-copy view; the rest (an index, `_aliases`,
@@ -75,11 +76,13 @@ impl Query {
             }
             match Document::from_slice(&file.json, &name)? {
                 Document::Index(index) => {
-                    let children: Vec<(String, usize)> = index
+                    let mut below = chain.clone();
+                    below.push(path.clone());
+                    let children: Vec<(String, Vec<String>)> = index
                         .index
                         .values()
                         .filter(|e| e.is_followed())
-                        .filter_map(|e| e.path().map(|p| (p.to_string(), depth + 1)))
+                        .filter_map(|e| e.path().map(|p| (p.to_string(), below.clone())))
                         .collect();
                     pending.extend(children.into_iter().rev());
                 }

@@ -190,21 +190,37 @@ pub async fn store_conformance(store: &dyn Store) {
         .await;
 }
 
+/// An item as the engine hands it to a target: with its flattened fields (the names of its
+/// product, version and item, its path, size and md5), which targets that describe items with
+/// properties (an image service) need.
 fn item(path: &str, content: &[u8]) -> NewItem {
+    let key = ItemKey {
+        content_id: "com.example:conformance".into(),
+        product: "p".into(),
+        version: "1".into(),
+        item: path.rsplit('/').next().unwrap_or(path).into(),
+    };
+    let expected = Expected {
+        size: Some(content.len() as u64),
+        md5: Some(md5::md5_hex(content)),
+        ..Expected::default()
+    };
+    let fields: IndexMap<String, String> = [
+        ("product_name", key.product.clone()),
+        ("version_name", key.version.clone()),
+        ("item_name", key.item.clone()),
+        ("path", path.to_string()),
+        ("size", content.len().to_string()),
+        ("md5", expected.md5.clone().unwrap_or_default()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
     NewItem {
-        key: ItemKey {
-            content_id: "com.example:conformance".into(),
-            product: "p".into(),
-            version: "1".into(),
-            item: path.rsplit('/').next().unwrap_or(path).into(),
-        },
+        key,
         path: Some(path.into()),
-        expected: Expected {
-            size: Some(content.len() as u64),
-            md5: Some(md5::md5_hex(content)),
-            ..Expected::default()
-        },
-        fields: IndexMap::new(),
+        expected,
+        fields,
     }
 }
 

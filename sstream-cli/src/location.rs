@@ -74,9 +74,9 @@ pub fn kind(location: &str) -> anyhow::Result<Kind> {
 
 async fn swift_client() -> anyhow::Result<SwiftClient> {
     let session = Session::from_env().context("swift:// needs OpenStack credentials (OS_*)")?;
-    Ok(SwiftClient::new(&session)
+    SwiftClient::new(&session)
         .await
-        .context("cannot find the object-store endpoint")?)
+        .context("cannot find the object-store endpoint")
 }
 
 /// The store at `location`, to write into (a Swift container is created when missing).

@@ -288,9 +288,9 @@ async fn output_swift(session: &Session, prefix: &str) -> anyhow::Result<SwiftSt
         public_read: true,
         ..SwiftStoreOptions::default()
     };
-    Ok(SwiftStore::open(client, container, objects, options)
+    SwiftStore::open(client, container, objects, options)
         .await
-        .with_context(|| format!("--output-swift {prefix}"))?)
+        .with_context(|| format!("--output-swift {prefix}"))
 }
 
 async fn run_async(args: MirrorGlanceArgs, stream: Stream, plan: Plan) -> anyhow::Result<ExitCode> {

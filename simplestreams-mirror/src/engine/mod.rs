@@ -698,11 +698,16 @@ fn conflict(item: &NewItem, other: &ItemKey) -> Error {
 }
 
 /// Refuses an index whose products files would be published under one name: `a.json` and
-/// `a.sjson` of two content ids are both published as `a.json`.
+/// `a.sjson` of two content ids are both published as `a.json`. (Two entries naming the same
+/// file are fine: it is published once.)
 fn check_distinct_names(entries: &[(String, String)], url: &str) -> Result<()> {
-    let mut names: HashMap<String, &str> = HashMap::new();
+    let mut names: HashMap<String, (&str, &str)> = HashMap::new();
     for (cid, path) in entries {
-        if let Some(first) = names.insert(json_path(path), cid) {
+        let Some(&(first, first_path)) = names.get(&json_path(path)) else {
+            names.insert(json_path(path), (cid, path));
+            continue;
+        };
+        if first_path != path {
             return Err(Error::Location {
                 location: url.to_string(),
                 message: format!(

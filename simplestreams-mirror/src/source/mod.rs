@@ -53,7 +53,7 @@ impl Source for StoreSource {
 
     fn url(&self, path: &str) -> String {
         let root = self.store.to_string();
-        if root.ends_with('/') || root.ends_with(':') {
+        if root.is_empty() || root.ends_with('/') || root.ends_with(':') {
             format!("{root}{path}")
         } else {
             format!("{root}/{path}")

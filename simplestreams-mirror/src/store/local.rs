@@ -1,10 +1,11 @@
 //! A store in a local directory: temporary file, fsync, rename.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::io::{ErrorKind, IoSlice, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::UNIX_EPOCH;
 
 use async_trait::async_trait;
@@ -20,6 +21,9 @@ use crate::error::{Error, Result};
 /// Suffix of the temporary name an object is written under before its rename.
 const TEMP_SUFFIX: &str = ".part";
 
+/// Random characters in a temporary name.
+const TEMP_TAG_LEN: usize = 8;
+
 /// Bytes gathered before a write to the file (large writes are what make copying fast).
 const WRITE_BUFFER: usize = 1 << 20;
 
@@ -28,12 +32,20 @@ const READ_CHUNK: usize = 256 * 1024;
 
 /// Objects as files below a root directory.
 ///
-/// An object `a/b` is written to `a/.b.part`, then renamed to `a/b`; a crash at any moment
-/// leaves either the old object or the new one, never a mix. A durable put fsyncs its file,
-/// flushes the filesystem (`syncfs`, so that earlier puts are durable too; skipped when no
-/// other put happened since the last flush), renames, then fsyncs the directory. When flushing is on, the disk writes of a large object start while it is
+/// An object `a/b` is written to a fresh temporary file `a/.b.RANDOM.part`, then renamed to
+/// `a/b`; a crash at any moment leaves either the old object or the new one, never a mix. A
+/// durable put fsyncs its file, flushes the filesystem (`syncfs`, so that earlier puts are
+/// durable too; skipped when no other put happened since the last flush), renames, then fsyncs
+/// the directory. When flushing is on, the disk writes of a large object start while it is
 /// still arriving, so that the flush finds little left to do. Paths are checked with
 /// [`simplestreams_core::check_safe_path`] before anything touches the disk.
+///
+/// Links planted in the directory never send bytes elsewhere: a temporary file is created
+/// under a name that did not exist (`O_EXCL`, which never follows a link), a put or delete
+/// through a parent directory that is a symbolic link leading outside the root is refused
+/// (one leading to a directory inside the root is followed), and a lock file that is a
+/// symbolic link, or has other hard links, is refused. Temporary files a killed process left
+/// in a directory are removed the first time this store writes there.
 #[derive(Clone)]
 pub struct LocalStore {
     root: PathBuf,
@@ -43,6 +55,10 @@ pub struct LocalStore {
     /// flush covers the items, the next ones need only their own file). True at first: files
     /// an earlier process left unflushed may be named by what this one publishes.
     unsynced: Arc<AtomicBool>,
+    /// The root with symbolic links resolved, once it exists: where every write must stay.
+    real_root: Arc<OnceLock<PathBuf>>,
+    /// Directories (real paths) already cleared of temporary files left by an earlier process.
+    swept: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
 impl LocalStore {
@@ -52,6 +68,8 @@ impl LocalStore {
             root: root.into(),
             fsync: true,
             unsynced: Arc::new(AtomicBool::new(true)),
+            real_root: Arc::new(OnceLock::new()),
+            swept: Arc::new(Mutex::new(HashSet::new())),
         }
     }
 
@@ -73,12 +91,57 @@ impl LocalStore {
         Ok(self.root.join(path))
     }
 
-    fn temp_of(file: &Path) -> PathBuf {
-        let name = file
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default();
-        file.with_file_name(format!(".{name}{TEMP_SUFFIX}"))
+    /// The root with symbolic links resolved (the root itself may be a link), created first
+    /// when `create`.
+    fn real_root(&self, create: bool) -> Result<PathBuf> {
+        if let Some(root) = self.real_root.get() {
+            return Ok(root.clone());
+        }
+        if create {
+            std::fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
+        }
+        let real = std::fs::canonicalize(&self.root).map_err(|e| Error::io(&self.root, e))?;
+        Ok(self.real_root.get_or_init(|| real).clone())
+    }
+
+    /// The real directory holding the object at `path` (already checked safe) and the object's
+    /// file name: each directory below the root is created when missing (if `create`), and
+    /// one that is a symbolic link must lead to a directory inside the root, else the
+    /// operation is refused.
+    fn real_parent<'p>(&self, path: &'p str, create: bool) -> Result<(PathBuf, &'p str)> {
+        let root = self.real_root(create)?;
+        let (parents, name) = match path.rsplit_once('/') {
+            Some((parents, name)) => (Some(parents), name),
+            None => (None, path),
+        };
+        let mut dir = root.clone();
+        for component in parents.into_iter().flat_map(|p| p.split('/')) {
+            dir = step_into(&root, &dir, component, create)?;
+        }
+        Ok((dir, name))
+    }
+
+    /// Removes the temporary files an earlier process left in `dir` (killed in the middle of
+    /// a put: each put takes a fresh name, so nothing else would ever replace them), the
+    /// first time this store writes there. The set's lock is held while sweeping, and every
+    /// put passes here before creating its temporary file, so no put of this store loses its
+    /// own.
+    fn sweep_once(&self, dir: &Path) {
+        let mut swept = self.swept.lock().unwrap_or_else(PoisonError::into_inner);
+        if swept.contains(dir) {
+            return;
+        }
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                let stale = entry.file_name().to_str().is_some_and(is_temp_name)
+                    && entry.file_type().is_ok_and(|t| !t.is_dir());
+                if stale {
+                    // A link is removed, not followed.
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        swept.insert(dir.to_path_buf());
     }
 
     fn meta_of(path: &str, md: &std::fs::Metadata) -> ObjectMeta {
@@ -127,20 +190,20 @@ enum Chunk {
     End,
 }
 
-/// Writes `file` through its temporary name from `rx`, publishing it only on [`Chunk::End`].
+/// Writes the object at `path` through a fresh temporary file from `rx`, publishing it only on
+/// [`Chunk::End`].
 fn write_file(
-    file: &Path,
+    store: &LocalStore,
     path: &str,
     mut rx: tokio::sync::mpsc::Receiver<Chunk>,
     durable: bool,
     writeback: bool,
-    unsynced: &AtomicBool,
 ) -> Result<ObjectMeta> {
-    let temp = LocalStore::temp_of(file);
-    if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    let mut f = std::fs::File::create(&temp).map_err(|e| Error::io(&temp, e))?;
+    let unsynced = &*store.unsynced;
+    let (dir, name) = store.real_parent(path, true)?;
+    let file = dir.join(name);
+    store.sweep_once(&dir);
+    let (temp, mut f) = create_temp(&dir, name)?;
     let mut flusher = writeback.then(EarlyWriteback::default);
     let mut write_all = || {
         loop {
@@ -184,17 +247,88 @@ fn write_file(
         let _ = std::fs::remove_file(&temp);
         return Err(e);
     }
-    std::fs::rename(&temp, file).map_err(|e| Error::io(file, e))?;
+    // A rename replaces whatever is at `file` (a link included) without following it.
+    if let Err(e) = std::fs::rename(&temp, &file) {
+        let _ = std::fs::remove_file(&temp);
+        return Err(Error::io(&file, e));
+    }
     if !durable {
         unsynced.store(true, Ordering::Release);
     }
     if durable {
-        if let Some(dir) = file.parent() {
-            sync_dir(dir)?;
+        sync_dir(&dir)?;
+    }
+    let md = std::fs::metadata(&file).map_err(|e| Error::io(&file, e))?;
+    Ok(LocalStore::meta_of(path, &md))
+}
+
+/// One step down from `dir` (a real directory inside `root`) into `component`: created when
+/// missing and `create`; a symbolic link is followed only to a directory inside `root`.
+fn step_into(root: &Path, dir: &Path, component: &str, create: bool) -> Result<PathBuf> {
+    let next = dir.join(component);
+    let md = match std::fs::symlink_metadata(&next) {
+        Err(e) if e.kind() == ErrorKind::NotFound && create => {
+            match std::fs::create_dir(&next) {
+                Ok(()) => return Ok(next),
+                // Created meanwhile (another put into the same directory): look again.
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    std::fs::symlink_metadata(&next).map_err(|e| Error::io(&next, e))?
+                }
+                Err(e) => return Err(Error::io(&next, e)),
+            }
+        }
+        other => other.map_err(|e| Error::io(&next, e))?,
+    };
+    if !md.file_type().is_symlink() {
+        return Ok(next);
+    }
+    let real = std::fs::canonicalize(&next).map_err(|e| Error::io(&next, e))?;
+    if !real.starts_with(root) {
+        return Err(Error::Location {
+            location: next.display().to_string(),
+            message: format!(
+                "is a symbolic link to {}, outside the store's directory {}: refusing to write \
+                 through it",
+                real.display(),
+                root.display()
+            ),
+        });
+    }
+    Ok(real)
+}
+
+/// Creates a temporary file for the object `name` in `dir` under a fresh random name: never an
+/// existing file, never through a link planted there (`O_CREAT | O_EXCL`, plus `O_NOFOLLOW`).
+fn create_temp(dir: &Path, name: &str) -> Result<(PathBuf, std::fs::File)> {
+    use rand::Rng as _;
+    let mut attempts = 0;
+    loop {
+        let tag: String = rand::thread_rng()
+            .sample_iter(&rand::distributions::Alphanumeric)
+            .take(TEMP_TAG_LEN)
+            .map(char::from)
+            .collect();
+        let temp = dir.join(format!(".{name}.{tag}{TEMP_SUFFIX}"));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.custom_flags(libc::O_NOFOLLOW);
+        }
+        match options.open(&temp) {
+            Ok(f) => return Ok((temp, f)),
+            // Taken (by chance, or by something planted): another name.
+            Err(e) if e.kind() == ErrorKind::AlreadyExists && attempts < 16 => attempts += 1,
+            Err(e) => return Err(Error::io(&temp, e)),
         }
     }
-    let md = std::fs::metadata(file).map_err(|e| Error::io(file, e))?;
-    Ok(LocalStore::meta_of(path, &md))
+}
+
+/// Whether a file name is a temporary name of this store (`.NAME.RANDOM.part`, or `.NAME.part`
+/// as earlier versions wrote): hidden by `list`, removed once stale.
+fn is_temp_name(name: &str) -> bool {
+    name.len() > 1 + TEMP_SUFFIX.len() && name.starts_with('.') && name.ends_with(TEMP_SUFFIX)
 }
 
 /// Writes the chunks of `batch` straight from where they are, with as few `writev` calls as the
@@ -276,7 +410,7 @@ impl Store for LocalStore {
         mut body: ByteStream,
         options: PutOptions,
     ) -> Result<ObjectMeta> {
-        let file = self.file(path)?;
+        self.file(path)?;
         // The file is written by one blocking task fed through a small channel: the async side
         // (network, hashing) and the disk work overlap, and a small object costs one hop to the
         // blocking pool instead of one per file operation. Two batches in flight keep the disk
@@ -284,16 +418,9 @@ impl Store for LocalStore {
         let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(2);
         let path_owned = path.to_string();
         let fsync = self.fsync;
-        let unsynced = self.unsynced.clone();
+        let store = self.clone();
         let writer = tokio::task::spawn_blocking(move || {
-            write_file(
-                &file,
-                &path_owned,
-                rx,
-                options.durable && fsync,
-                fsync,
-                &unsynced,
-            )
+            write_file(&store, &path_owned, rx, options.durable && fsync, fsync)
         });
         let mut failed = None;
         let (mut batch, mut batched) = (Vec::new(), 0);
@@ -334,24 +461,26 @@ impl Store for LocalStore {
     }
 
     async fn delete(&self, path: &str) -> Result<()> {
-        let file = self.file(path)?;
-        tokio::fs::remove_file(&file)
-            .await
-            .map_err(|e| Error::io(&file, e))?;
-        // Remove directories left empty, up to the root, as the reference does.
-        let root = self.root.clone();
-        let _ = blocking(move || {
-            let mut dir = file.parent().map(Path::to_path_buf);
+        self.file(path)?;
+        let store = self.clone();
+        let path = path.to_string();
+        blocking(move || {
+            // Never through a linked directory leading outside the root.
+            let (dir, name) = store.real_parent(&path, false)?;
+            let file = dir.join(name);
+            std::fs::remove_file(&file).map_err(|e| Error::io(&file, e))?;
+            // Remove directories left empty, up to the root, as the reference does.
+            let root = store.real_root(false)?;
+            let mut dir = Some(dir.as_path());
             while let Some(d) = dir {
-                if d == root || std::fs::remove_dir(&d).is_err() {
+                if d == root || !d.starts_with(&root) || std::fs::remove_dir(d).is_err() {
                     break;
                 }
-                dir = d.parent().map(Path::to_path_buf);
+                dir = d.parent();
             }
             Ok(())
         })
-        .await;
-        Ok(())
+        .await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
@@ -378,8 +507,7 @@ impl Store for LocalStore {
                         stack.push(p);
                         continue;
                     }
-                    let name = entry.file_name().to_string_lossy().into_owned();
-                    if name.starts_with('.') && name.ends_with(TEMP_SUFFIX) {
+                    if is_temp_name(&entry.file_name().to_string_lossy()) {
                         continue;
                     }
                     if rel.starts_with(&prefix) {
@@ -394,17 +522,32 @@ impl Store for LocalStore {
 
     async fn lock(&self, name: &str) -> Result<StoreLock> {
         let file = self.file(name)?;
+        let store = self.clone();
+        let name = name.to_string();
         blocking(move || {
-            if let Some(dir) = file.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            let (dir, base) = store.real_parent(&name, true)?;
+            let real = dir.join(base);
+            let mut options = std::fs::OpenOptions::new();
+            options.create(true).truncate(false).read(true).write(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt as _;
+                // A link planted at the lock's name must not be followed: the lock file is
+                // truncated and written.
+                options.custom_flags(libc::O_NOFOLLOW);
             }
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .read(true)
-                .write(true)
-                .open(&file)
-                .map_err(|e| Error::io(&file, e))?;
+            let mut f = options.open(&real).map_err(|e| {
+                if is_symlink_refusal(&e) {
+                    Error::Location {
+                        location: file.display().to_string(),
+                        message: "is a symbolic link; refusing to use it as the lock (remove it)"
+                            .into(),
+                    }
+                } else {
+                    Error::io(&file, e)
+                }
+            })?;
+            check_lock_file(&f, &file)?;
             try_lock(&f).map_err(|e| match e.kind() {
                 ErrorKind::WouldBlock => Error::Locked {
                     target: file.display().to_string(),
@@ -420,6 +563,41 @@ impl Store for LocalStore {
         })
         .await
     }
+}
+
+/// Whether opening with `O_NOFOLLOW` failed because the name is a symbolic link.
+fn is_symlink_refusal(e: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        e.raw_os_error() == Some(libc::ELOOP)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = e;
+        false
+    }
+}
+
+/// Refuses a lock file that is not a plain file of its own: one with another hard link would
+/// have a file elsewhere truncated and written.
+fn check_lock_file(f: &std::fs::File, file: &Path) -> Result<()> {
+    let md = f.metadata().map_err(|e| Error::io(file, e))?;
+    #[cfg(unix)]
+    let shared = {
+        use std::os::unix::fs::MetadataExt as _;
+        md.nlink() > 1
+    };
+    #[cfg(not(unix))]
+    let shared = false;
+    if !md.is_file() || shared {
+        return Err(Error::Location {
+            location: file.display().to_string(),
+            message: "is not a plain file of its own (a device, or a file with other hard \
+                      links); refusing to use it as the lock (remove it)"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 /// Reads a whole file of `len` bytes into one buffer: a large metadata file is not copied
