@@ -12,7 +12,11 @@ fn man_finds_every_tool_after_install_docs() {
         .arg(prefix.path())
         .output()
         .expect("run sstream install-docs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // As after `cargo install --root PREFIX`: PREFIX/bin on PATH.
     std::fs::create_dir_all(prefix.path().join("bin")).expect("bin");
     let path = format!("{}:/usr/bin:/bin", prefix.path().join("bin").display());

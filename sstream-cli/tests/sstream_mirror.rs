@@ -643,7 +643,10 @@ fn filtered_metadata_lists_only_what_was_mirrored_and_is_resigned() {
     assert_eq!(plain_entry["products"], entry["products"]);
     let plain_products =
         std::fs::read(out.path().join(plain_entry["path"].as_str().unwrap())).unwrap();
-    assert_eq!(serde_json::from_slice::<Value>(&plain_products).unwrap(), doc);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&plain_products).unwrap(),
+        doc
+    );
     for name in ["index", "com.example.foovendor:released:download"] {
         let json = std::fs::read(out.path().join(format!("streams/v1/{name}.json"))).unwrap();
         let sig = std::fs::read(out.path().join(format!("streams/v1/{name}.json.gpg"))).unwrap();
