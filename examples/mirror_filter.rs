@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run -p simplestreams-examples --example mirror_filter -- \
-//!     ../shared/fixtures/python-examples/foocloud/streams/v1/index.json /tmp/foo-mirror \
+//!     testdata/python-examples/foocloud/streams/v1/index.json /tmp/foo-mirror \
 //!     arch=amd64 'ftype~disk'
 //! ```
 //!

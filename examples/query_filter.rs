@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run -p simplestreams-examples --example query_filter -- \
-//!     ../shared/fixtures/python-examples/foocloud/streams/v1/com.example.foovendor:released:download.json \
+//!     testdata/python-examples/foocloud/streams/v1/com.example.foovendor:released:download.json \
 //!     arch=amd64 'ftype~disk'
 //! ```
 

@@ -1,4 +1,4 @@
-//! Helpers for this workspace's tests: where the shared fixtures, the reference tool
+//! Helpers for this workspace's tests: where the test data (`testdata/`), the reference tool
 //! (PyPI `python-simplestreams`, installed by `scripts/install-deps`) and the workspace are.
 //!
 //! Tests never skip when something is missing: they fail with a message saying how to get it.
@@ -16,18 +16,22 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_default()
 }
 
-/// `../shared/fixtures` beside the checkout (CI has it there), or `$SSTREAM_FIXTURES`.
+/// The test data: `testdata/` in the workspace (where each file comes from:
+/// `testdata/SOURCES.md`). `$SSTREAM_FIXTURES` may name another directory with the same layout;
+/// it is used only when it is an existing directory, so a stale setting cannot break the tests.
 ///
 /// # Panics
 /// When the directory is absent, with a message saying where it was looked for.
 pub fn fixtures_dir() -> PathBuf {
     let dir = std::env::var_os("SSTREAM_FIXTURES")
+        .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("../shared/fixtures"));
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(|| workspace_root().join("testdata"));
     assert!(
-        dir.join("SOURCES.txt").is_file(),
-        "shared fixtures not found at {}: CI has ../shared beside the checkout; \
-         locally, put it there or set SSTREAM_FIXTURES to the fixtures directory",
+        dir.is_dir(),
+        "test data not found at {}: it is testdata/ in the checkout; restore it with \
+         `git checkout -- testdata`",
         dir.display()
     );
     dir
