@@ -1,5 +1,5 @@
 //! The output stream: an `image-ids` products file describing the images a cloud holds, and
-//! its entry in an index, as Juju reads them (SPEC §8). Built from the images themselves once
+//! its entry in an index, as Juju reads them (docs/format.md, "Glance property contract"). Built from the images themselves once
 //! per run, condensed with the image-ids sticky keys, and published by the engine's
 //! [`Publisher`] into any store (a directory, Swift, S3), signed when it has a key.
 

@@ -1,4 +1,4 @@
-//! What an image of ours looks like in Glance (SPEC §8): its name, formats and properties,
+//! What an image of ours looks like in Glance (docs/format.md, "Glance property contract"): its name, formats and properties,
 //! derived from the flattened fields of a stream item exactly as the reference tool derives them,
 //! so that either tool recognises the other's images.
 

@@ -1,4 +1,4 @@
-//! Streaming verification of an item's size and checksums (SPEC §5).
+//! Streaming verification of an item's size and checksums (docs/format.md, "Checksums").
 //!
 //! Bytes are fed once, as they arrive; every checksum the metadata gives is computed in the same
 //! pass and checked at the end, so there is no second read of a file.
@@ -89,7 +89,7 @@ impl Expected {
     }
 }
 
-/// Which of an item's checksums a verification covers (the size always is). SPEC §5.
+/// Which of an item's checksums a verification covers (the size always is). docs/format.md, "Checksums".
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ChecksumPolicy {
     /// One: SHA-256 when given (the fastest, with SHA-NI), else SHA-512, else MD5 (which alone

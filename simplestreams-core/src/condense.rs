@@ -1,4 +1,4 @@
-//! Condensing: the inverse of flattening, used by writers (SPEC §2). A key that every child
+//! Condensing: the inverse of flattening, used by writers (docs/format.md, "Inheritance"). A key that every child
 //! carries with the same string value moves up one level, unless it is "sticky" (kept on
 //! items because readers look for it there: `path`, checksums, `size`, image `id`, …).
 

@@ -1,4 +1,4 @@
-//! Item filters: `KEY=VALUE`, `KEY!=VALUE`, `KEY~REGEX`, `KEY!~REGEX` (SPEC §3).
+//! Item filters: `KEY=VALUE`, `KEY!=VALUE`, `KEY~REGEX`, `KEY!~REGEX` (docs/format.md, "Filters").
 
 use std::fmt;
 use std::str::FromStr;
@@ -103,13 +103,14 @@ impl Filter {
         }
     }
 
-    /// Whether a flattened item passes.
+    /// Whether a flattened item passes. A value holding lone surrogates (a kept string, see
+    /// [`crate::py_chars`]) is compared with U+FFFD in their place.
     pub fn matches(&self, item: &FlatItem<'_>) -> bool {
-        self.matches_value(
-            item.get(self.key.as_str())
-                .map(|v| v.as_ref())
-                .unwrap_or(""),
-        )
+        let value = item.get(self.key.as_str()).map_or("", |v| v.as_ref());
+        if crate::is_kept(value) {
+            return self.matches_value(&crate::lossy_text(value));
+        }
+        self.matches_value(value)
     }
 }
 

@@ -1,4 +1,4 @@
-//! Inheritance: the effective fields of an item (SPEC §2).
+//! Inheritance: the effective fields of an item (docs/format.md, "Inheritance").
 //!
 //! An item's effective fields are the scalar fields of the document, its product, its version
 //! and the item itself, deeper levels winning, plus `product_name`, `version_name` and

@@ -1,4 +1,4 @@
-//! Version ordering and the per-product sync plan (SPEC §4).
+//! Version ordering and the per-product sync plan (docs/format.md, "Version ordering").
 
 use std::cmp::Ordering;
 
@@ -109,7 +109,7 @@ mod tests {
         list.iter().map(|s| s.to_string()).collect()
     }
 
-    // Every vector of SPEC §4.
+    // Every vector of docs/format.md, "Version ordering".
     #[test]
     fn spec_vectors() {
         assert_eq!(

@@ -49,8 +49,7 @@ pub struct Version {
 }
 
 /// One item: a file to download (`path`, `size`, checksums) or a cloud image id.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Item {
     /// All fields of the item.
     pub fields: Map,
@@ -139,7 +138,7 @@ impl Products {
     }
 
     /// Expands `_aliases` in place: wherever a field named in `_aliases` has a value listed
-    /// there, the mapped fields are merged into the same object (SPEC §1). An unknown value is an
+    /// there, the mapped fields are merged into the same object (docs/format.md, "Files and entry points"). An unknown value is an
     /// error naming the field.
     pub fn expand_aliases(&mut self, file: &str) -> Result<()> {
         let Some(Value::Object(aliases)) = self.fields.get("_aliases").cloned() else {
@@ -319,6 +318,9 @@ pub fn parse_size(value: &Value) -> std::result::Result<u64, String> {
         Value::Number(n) => n
             .as_u64()
             .ok_or_else(|| format!("expected a non-negative integer, found {n}")),
+        Value::String(s) if crate::is_kept(s) => {
+            Err(format!("expected an integer, found {}", kind_of(value)))
+        }
         Value::String(s) => s
             .trim()
             .parse::<u64>()
@@ -380,6 +382,15 @@ impl Serialize for Version {
             self.items_pos,
             self.items.is_empty(),
         )
+    }
+}
+
+impl Serialize for Item {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        crate::tree::WireMap(&self.fields).serialize(serializer)
     }
 }
 

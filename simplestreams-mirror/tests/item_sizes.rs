@@ -108,7 +108,7 @@ async fn good_items_of_every_size_arrive_whole() {
     }
 }
 
-/// SPEC §5: by default the size and one checksum, sha256 when given, are verified; an md5 that
+/// docs/format.md, "Checksums": by default the size and one checksum, sha256 when given, are verified; an md5 that
 /// disagrees with a matching sha256 is not looked at (`--all-checksums` does).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn by_default_sha256_is_verified_and_md5_is_not() {

@@ -631,7 +631,7 @@ fn filtered_metadata_lists_only_what_was_mirrored_and_is_resigned() {
         "only the mirrored version is listed"
     );
     // Clients that read only JSON (LXD, Incus) find the same stream as .json, with an index
-    // naming .json files, and each .json has a detached signature beside it (SPEC §7).
+    // naming .json files, and each .json has a detached signature beside it (docs/format.md, "Publishing, and what clients read").
     let plain: Value =
         serde_json::from_slice(&std::fs::read(out.path().join("streams/v1/index.json")).unwrap())
             .unwrap();

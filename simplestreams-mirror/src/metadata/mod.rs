@@ -1,4 +1,4 @@
-//! Reading a stream's metadata, with one signature policy for every tool (SPEC §6).
+//! Reading a stream's metadata, with one signature policy for every tool (docs/format.md, "Signatures").
 
 mod decode;
 mod policy;

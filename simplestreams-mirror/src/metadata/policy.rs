@@ -1,4 +1,4 @@
-//! The signature policy of every metadata read (SPEC §6), in one place.
+//! The signature policy of every metadata read (docs/format.md, "Signatures"), in one place.
 
 use std::path::PathBuf;
 use std::sync::Arc;
