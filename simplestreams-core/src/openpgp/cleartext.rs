@@ -18,6 +18,8 @@ pub struct ClearSigned<'a> {
     /// Body lines, dash-escaping and line endings removed, trailing whitespace still present.
     lines: Vec<&'a [u8]>,
     signature_block: &'a [u8],
+    /// The line number (from 1) of the `-----BEGIN PGP SIGNATURE-----` line.
+    signature_line: usize,
 }
 
 impl<'a> ClearSigned<'a> {
@@ -68,14 +70,14 @@ impl<'a> ClearSigned<'a> {
         }
 
         let mut body = Vec::new();
-        let signature_start = loop {
+        let (signature_start, signature_line) = loop {
             let Some(line) = lines.next() else {
                 return Err(err(
                     "no signature: the message has no -----BEGIN PGP SIGNATURE----- block".into(),
                 ));
             };
             if trim_end(line.text) == BEGIN_SIGNATURE {
-                break line.start;
+                break (line.start, line.number);
             }
             if let Some(unescaped) = line.text.strip_prefix(b"- ") {
                 body.push(unescaped);
@@ -114,6 +116,7 @@ impl<'a> ClearSigned<'a> {
             signature_block: bytes
                 .get(signature_start..signature_end)
                 .unwrap_or_default(),
+            signature_line,
         })
     }
 
@@ -126,6 +129,11 @@ impl<'a> ClearSigned<'a> {
     /// `-----END PGP SIGNATURE-----` line.
     pub fn signature_block(&self) -> &'a [u8] {
         self.signature_block
+    }
+
+    /// The line number (from 1) where the signature block starts in the message.
+    pub(crate) fn signature_line(&self) -> usize {
+        self.signature_line
     }
 
     /// The text as the signature covers it: dash-escaping removed, trailing spaces and tabs

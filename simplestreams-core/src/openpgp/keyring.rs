@@ -189,8 +189,16 @@ fn parse_armored(bytes: &[u8]) -> Result<Vec<SignedPublicKey>, String> {
                 return Err(secret_key_given());
             }
         }
-        let (keys, _headers) = SignedPublicKey::from_armor_many(block)
-            .map_err(|e| format!("armor block {}: {}", n + 1, super::one_line(&e)))?;
+        let (keys, _headers) = SignedPublicKey::from_armor_many(block).map_err(|e| {
+            match super::armor::problem(block) {
+                Some((line, what)) => format!(
+                    "armor block {} is not valid OpenPGP armor: line {}: {what}",
+                    n + 1,
+                    super::armor::line_of(bytes, start) + line - 1
+                ),
+                None => format!("armor block {}: {}", n + 1, super::one_line(&e)),
+            }
+        })?;
         for key in keys {
             certs.push(key.map_err(|e| {
                 format!(

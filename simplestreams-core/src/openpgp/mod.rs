@@ -36,7 +36,9 @@
 //! assert!(strip_clearsigned(doc, "index.sjson").is_err());
 //! ```
 
+mod armor;
 mod cleartext;
+pub mod keygen;
 mod keyring;
 mod sign;
 mod validity;
@@ -55,12 +57,41 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// An error of the `pgp` crate on one line (some of its messages span several).
+/// An error of the `pgp` crate as a short line: some of its messages span several lines, and
+/// some carry parser internals that mean nothing to a user: a nom error listing the rest of the
+/// input as decimal bytes (`armor header Error(Error { input: [34, 115, …], code: Tag })`), an
+/// assertion's operands (`assertion failed: `(left == right)` left: `[27, 98]`, right: …`).
+/// Those are left out, and what remains is cut at 160 characters.
 fn one_line(e: &impl std::fmt::Display) -> String {
-    e.to_string()
+    let mut text = e
+        .to_string()
         .split_whitespace()
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    if let Some(start) = text.find("assertion failed") {
+        // The operands end at the last backquote; the words after it say what was checked.
+        let end = text[start..]
+            .rfind('`')
+            .map_or(text.len(), |i| start + i + 1);
+        let after = text[end..].trim_start_matches([':', ',', ' ']).to_owned();
+        text.replace_range(start.., &after);
+    }
+    if let Some(cut) = ["Error(Error", "Error {", "input: ["]
+        .iter()
+        .filter_map(|marker| text.find(marker))
+        .min()
+    {
+        text.truncate(cut);
+    }
+    let text = text.trim_end_matches([':', ',', '(', ' ']);
+    let mut short: String = text.chars().take(160).collect();
+    if text.chars().count() > 160 {
+        short.push('…');
+    }
+    if short.is_empty() {
+        short.push_str("no details");
+    }
+    short
 }
 
 /// `2023-02-24 13:05:00 UTC`, for messages.

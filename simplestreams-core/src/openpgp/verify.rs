@@ -5,6 +5,7 @@ use pgp::composed::{Deserializable, DetachedSignature};
 use pgp::crypto::hash::HashAlgorithm;
 use pgp::packet::{Signature, SignatureType};
 
+use super::armor;
 use super::cleartext::ClearSigned;
 use super::keyring::Keyring;
 use super::validity::{describe, usable, valid_user_ids};
@@ -58,7 +59,7 @@ impl SignerInfo {
 /// [module documentation](super) for the policy.
 pub fn verify_clearsigned(bytes: &[u8], keyring: &Keyring, file: &str) -> Result<Verified> {
     let message = ClearSigned::parse(bytes, file)?;
-    let signatures = read_signatures(message.signature_block(), file)?;
+    let signatures = read_signatures(message.signature_block(), message.signature_line(), file)?;
     let signer = check(
         &signatures,
         &message.signed_text(),
@@ -81,11 +82,13 @@ pub fn verify_detached(
     keyring: &Keyring,
     file: &str,
 ) -> Result<SignerInfo> {
-    let signatures = read_signatures(signature, file)?;
+    let signatures = read_signatures(signature, 1, file)?;
     check(&signatures, data, keyring, file, &[])
 }
 
-fn read_signatures(bytes: &[u8], file: &str) -> Result<Vec<Signature>> {
+/// Reads the signature packets of `bytes` (armored or binary); `first_line` is the line number
+/// of `bytes` in its file, for messages.
+fn read_signatures(bytes: &[u8], first_line: usize, file: &str) -> Result<Vec<Signature>> {
     let err = |reason: String| Error::Signature {
         file: file.to_owned(),
         reason,
@@ -93,19 +96,48 @@ fn read_signatures(bytes: &[u8], file: &str) -> Result<Vec<Signature>> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(err("no signature: the signature is empty".into()));
     }
-    let (parsed, _headers) = DetachedSignature::from_reader_many(bytes)
-        .map_err(|e| err(format!("unreadable signature: {}", super::one_line(&e))))?;
+    let unreadable = |e: pgp::errors::Error| err(unreadable(bytes, first_line, &e));
+    let (parsed, _headers) = DetachedSignature::from_reader_many(bytes).map_err(unreadable)?;
     let mut signatures = Vec::new();
     for sig in parsed {
-        signatures.push(
-            sig.map_err(|e| err(format!("unreadable signature: {}", super::one_line(&e))))?
-                .signature,
-        );
+        signatures.push(sig.map_err(unreadable)?.signature);
     }
     if signatures.is_empty() {
         return Err(err("no signature: no signature packet found".into()));
     }
     Ok(signatures)
+}
+
+/// Why the `pgp` crate could not read a signature, on one line: the armor's first problem and
+/// its line when the armor is at fault, otherwise the packet problem in short.
+fn unreadable(bytes: &[u8], first_line: usize, e: &pgp::errors::Error) -> String {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or_default();
+    if bytes[start..].starts_with(b"-----") {
+        if let Some((line, what)) = armor::problem(bytes) {
+            return format!(
+                "the signature block is not valid OpenPGP armor: line {}: {what}",
+                first_line + line - 1
+            );
+        }
+        return format!(
+            "the signature block holds no readable OpenPGP signature: its data is cut short or \
+             corrupt ({})",
+            super::one_line(e)
+        );
+    }
+    if bytes[start] & 0x80 == 0 {
+        // Binary OpenPGP packets start with a byte with the high bit set.
+        return "the signature is neither OpenPGP armor (-----BEGIN PGP SIGNATURE-----) nor \
+                binary OpenPGP data"
+            .into();
+    }
+    format!(
+        "the signature is not a readable OpenPGP signature: its data is cut short or corrupt ({})",
+        super::one_line(e)
+    )
 }
 
 /// Accepts when one signature is good and made by a usable key; otherwise explains each.
@@ -172,12 +204,13 @@ fn check_one(
             Some(sub) => sig.verify(&sub.key, data),
             None => sig.verify(&candidate.cert.primary_key, data),
         };
-        if let Err(e) = verified {
+        // The `pgp` crate's reason is an internal check (a failed hash-prefix assertion,
+        // "verification error") that tells a user nothing more.
+        if verified.is_err() {
             let who = describe(candidate.cert, &valid_user_ids(candidate.cert));
             reasons.push(format!(
-                "BAD signature from key {who}: the content was changed after signing or the \
-                 signature is corrupt ({})",
-                super::one_line(&e)
+                "BAD signature from key {who} (the text was changed after signing, the signature \
+                 is corrupt, or another key made it)"
             ));
             continue;
         }
