@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::common::LogArgs;
-use crate::{catalog_cmd, docs_cmd, images_cmd, sign_cmd, store_cmd};
+use crate::{catalog_cmd, docs_cmd, images_cmd, key_cmd, publish_cmd, sign_cmd, store_cmd};
 
 /// Tools for simplestreams publishers and operators.
 #[derive(Debug, Parser)]
@@ -25,6 +25,19 @@ pub struct SstreamArgs {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Add image files to a stream repository (created if new) and publish it, signed with
+    /// --signing-key.
+    Add(Box<publish_cmd::AddArgs>),
+    /// Remove a product, or one version of it, and the files nothing names any more.
+    Remove(publish_cmd::RemoveArgs),
+    /// Keep the newest N versions of every product; delete the others and their files.
+    Prune(publish_cmd::PruneArgs),
+    /// Copy a version from one stream to another (candidate to stable), sharing its files.
+    Promote(publish_cmd::PromoteArgs),
+    /// Check a stream: metadata, paths, every file's size and checksums, every signature.
+    Validate(publish_cmd::ValidateArgs),
+    /// Make a signing key for a stream (sstream key generate DIR).
+    Key(key_cmd::KeyArgs),
     /// Sign a stream: X.sjson and X.json.gpg beside every streams/v1/X.json.
     Sign(sign_cmd::SignArgs),
     /// Check the signatures of .sjson files, or of X.json files against X.json.gpg.
@@ -45,6 +58,12 @@ pub enum Command {
 pub fn run(args: SstreamArgs) -> anyhow::Result<ExitCode> {
     args.log.init()?;
     match args.command {
+        Command::Add(a) => publish_cmd::run_add(*a),
+        Command::Remove(a) => publish_cmd::run_remove(a),
+        Command::Prune(a) => publish_cmd::run_prune(a),
+        Command::Promote(a) => publish_cmd::run_promote(a),
+        Command::Validate(a) => publish_cmd::run_validate(a),
+        Command::Key(a) => key_cmd::run(a),
         Command::Sign(a) => sign_cmd::run_sign(a),
         Command::Verify(a) => sign_cmd::run_verify(a),
         Command::GlanceImages(a) => images_cmd::run(a),

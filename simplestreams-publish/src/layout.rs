@@ -1,0 +1,177 @@
+//! Where fields sit in a products file we write: condensed, as the reference writes streams
+//! (a key every child shares with one string value moves up a level), but with the keys
+//! clients read at a fixed level kept there, since LXD, Incus and MAAS 3.8 read fields only
+//! where they expect them, without inheritance:
+//!
+//! - on items: `path`, `size`, the checksums, `ftype`, `mirrors`, `disk_format`,
+//!   `delta_base` and LXD's `combined_*` hashes ([`ITEM_STICKY`]);
+//! - on versions: `label` and `pubname` ([`VERSION_STICKY`]);
+//! - on products, what every version shares: `os`, `release`, `arch`, `aliases`, ….
+//!
+//! Before condensing, a field that repeats what an item or version inherits anyway is
+//! dropped, so that a version added to an existing product does not carry the product's
+//! fields again. The flattened view of every item (what `sstream-query` prints) is unchanged.
+
+use serde_json::Value;
+use simplestreams_core::{Map, Products};
+
+/// Keys kept on items.
+pub const ITEM_STICKY: &[&str] = &[
+    "path",
+    "size",
+    "md5",
+    "sha256",
+    "sha512",
+    "mirrors",
+    "ftype",
+    "disk_format",
+    "delta_base",
+];
+
+/// Keys kept on versions (not moved up to the product).
+pub const VERSION_STICKY: &[&str] = &["label", "pubname"];
+
+fn item_sticky(key: &str) -> bool {
+    ITEM_STICKY.contains(&key) || key.starts_with("combined_")
+}
+
+fn version_sticky(key: &str) -> bool {
+    VERSION_STICKY.contains(&key) || item_sticky(key)
+}
+
+fn is_scalar(v: &Value) -> bool {
+    matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_))
+}
+
+/// Drops redundant fields, then condenses (see the module).
+pub fn normalize(doc: &mut Products) {
+    strip_redundant(doc);
+    condense(doc);
+}
+
+/// Removes from items and versions the scalar fields whose value they inherit anyway.
+fn strip_redundant(doc: &mut Products) {
+    let top = &doc.fields;
+    for product in doc.products.values_mut() {
+        let pfields = &product.fields;
+        let above_version = |k: &str| pfields.get(k).or_else(|| top.get(k));
+        for version in product.versions.values_mut() {
+            let vfields = &version.fields;
+            for item in version.items.values_mut() {
+                item.fields.retain(|k, v| {
+                    item_sticky(k)
+                        || !is_scalar(v)
+                        || vfields.get(k.as_str()).or_else(|| above_version(k)) != Some(v)
+                });
+            }
+            version
+                .fields
+                .retain(|k, v| version_sticky(k) || !is_scalar(v) || above_version(k) != Some(v));
+        }
+    }
+}
+
+/// Items → version, then versions → product.
+fn condense(doc: &mut Products) {
+    for product in doc.products.values_mut() {
+        for version in product.versions.values_mut() {
+            let children: Vec<&mut Map> =
+                version.items.values_mut().map(|i| &mut i.fields).collect();
+            move_shared(children, &mut version.fields, item_sticky);
+        }
+        let children: Vec<&mut Map> = product
+            .versions
+            .values_mut()
+            .map(|v| &mut v.fields)
+            .collect();
+        move_shared(children, &mut product.fields, version_sticky);
+    }
+}
+
+/// Moves to `parent` every key that is not `sticky` and that all `children` have with one
+/// string value that `parent` does not contradict (as the reference's condensing does).
+fn move_shared(mut children: Vec<&mut Map>, parent: &mut Map, sticky: fn(&str) -> bool) {
+    let Some((first, rest)) = children.split_first_mut() else {
+        return;
+    };
+    let moving: Vec<String> = first
+        .iter()
+        .filter(|(k, v)| {
+            let Value::String(s) = v else { return false };
+            !sticky(k)
+                && parent.get(k.as_str()).is_none_or(|p| p.as_str() == Some(s))
+                && rest
+                    .iter()
+                    .all(|c| c.get(k.as_str()).and_then(Value::as_str) == Some(s))
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in moving {
+        for child in rest.iter_mut() {
+            child.shift_remove(&key);
+        }
+        if let Some(value) = first.shift_remove(&key) {
+            parent.insert(key, value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use simplestreams_core::{for_each_flat_item, Products};
+
+    use super::*;
+
+    fn flat(doc: &Products) -> Vec<Vec<(String, String)>> {
+        let mut all = Vec::new();
+        for_each_flat_item(doc, |_, _, f| {
+            let mut v: Vec<(String, String)> = f
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            v.sort();
+            all.push(v);
+        });
+        all
+    }
+
+    #[test]
+    fn normalizing_keeps_the_flat_view_and_the_levels_clients_read() {
+        let text = r#"{"format":"products:1.0","content_id":"c","products":{
+          "p":{"os":"ubuntu","versions":{
+            "1":{"label":"release","items":{"a":{"os":"ubuntu","arch":"amd64","label":"release","ftype":"disk1.img","path":"x/1a","size":1,"sha256":"00","combined_squashfs_sha256":"11"}}},
+            "2":{"items":{"a":{"os":"ubuntu","arch":"amd64","label":"release","ftype":"disk1.img","path":"x/2a","size":2,"sha256":"00"},
+                          "b":{"os":"ubuntu","arch":"amd64","label":"release","ftype":"squashfs","path":"x/2b","size":2,"sha256":"00"}}}}}}}"#;
+        let original = Products::from_slice(text.as_bytes(), "d").unwrap();
+        let mut doc = original.clone();
+        normalize(&mut doc);
+        assert_eq!(flat(&doc), flat(&original));
+        let p = &doc.products["p"];
+        assert_eq!(p.fields["arch"], "amd64", "shared by every version");
+        for v in p.versions.values() {
+            assert_eq!(v.fields["label"], "release", "label stays on versions");
+            for item in v.items.values() {
+                for key in ["ftype", "path", "size", "sha256"] {
+                    assert!(item.fields.contains_key(key), "{key} stays on items");
+                }
+                assert!(!item.fields.contains_key("os"), "inherited, dropped");
+            }
+        }
+        assert!(p.versions["1"].items["a"]
+            .fields
+            .contains_key("combined_squashfs_sha256"));
+        assert!(!p.fields.contains_key("label"));
+    }
+
+    #[test]
+    fn a_different_value_stays_below_and_wins() {
+        let text = r#"{"format":"products:1.0","content_id":"c","products":{
+          "p":{"os":"ubuntu","versions":{"1":{"items":{"a":{"os":"centos","path":"a","size":1,"sha256":"00"}}},
+                                         "2":{"items":{"a":{"path":"b","size":1,"sha256":"00"}}}}}}}"#;
+        let original = Products::from_slice(text.as_bytes(), "d").unwrap();
+        let mut doc = original.clone();
+        normalize(&mut doc);
+        assert_eq!(flat(&doc), flat(&original));
+        assert_eq!(doc.products["p"].versions["1"].fields["os"], "centos");
+    }
+}
