@@ -177,7 +177,7 @@ pub async fn publish_image_ids(
     if same {
         return Ok(false);
     }
-    publisher.document(&path, &doc.to_vec_pretty()).await?;
+    publisher.products(&path, doc.to_vec_pretty()).await?;
     index.fields.insert("updated".into(), json!(updated));
     index
         .index

@@ -88,6 +88,16 @@ impl DocumentTexts {
         })
     }
 
+    /// The texts of a products (or any non-index) document, as it is: no parse, for writers
+    /// that made the document themselves (a large products file parsed again only to learn
+    /// that it is not an index costs more than writing it).
+    pub fn products(json: Vec<u8>) -> DocumentTexts {
+        DocumentTexts {
+            signed_text: json.clone(),
+            json,
+        }
+    }
+
     /// Signs them. Both signatures are checked against the key before they are returned, so
     /// a broken signer never publishes. `file` names the document in errors.
     pub fn sign(self, key: &SigningKey, file: &str) -> Result<SignedFiles> {

@@ -63,7 +63,16 @@ impl Publisher {
     /// `X.sjson`, `X.json.gpg` and the public key. Returns `false` when what is published
     /// already says this (and is signed by this key).
     pub async fn document(&self, path: &str, json: &[u8]) -> Result<bool> {
-        let texts = DocumentTexts::of(json, path)?;
+        self.texts(path, DocumentTexts::of(json, path)?).await
+    }
+
+    /// [`Publisher::document`] for a products document the caller made itself (so known to be
+    /// valid JSON and not an index): its JSON is not parsed again.
+    pub async fn products(&self, path: &str, json: Vec<u8>) -> Result<bool> {
+        self.texts(path, DocumentTexts::products(json)).await
+    }
+
+    async fn texts(&self, path: &str, texts: DocumentTexts) -> Result<bool> {
         let json_at = json_path(path);
         let sjson_at = sjson_path(path);
         let same_json = self.holds(&json_at, &texts.json).await?;

@@ -41,7 +41,7 @@ pub(super) async fn products(
         MetadataMode::Verbatim => publisher.verbatim(&plan.read.file).await,
         MetadataMode::Filtered => {
             let doc = filtered_products(&plan.products, &plan.after);
-            publisher.document(&plan.path, &doc.to_vec_pretty()).await
+            publisher.products(&plan.path, doc.to_vec_pretty()).await
         }
     }
 }
