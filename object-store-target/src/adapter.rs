@@ -8,9 +8,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{
-    Attribute, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart,
-};
+use object_store::{Attribute, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use simplestreams_mirror::{
     ByteStream, Error, GetOptions, GetResult, ObjectMeta, PutOptions, Result, Store, StoreLock,
     Validators,
@@ -56,6 +54,8 @@ pub struct ObjectStoreAdapter {
     pub(crate) lock_mode: LockMode,
     /// What [`LockMode::Auto`] found out: 0 not yet, 1 conditional create works, 2 it does not.
     pub(crate) conditional_create: Arc<AtomicU8>,
+    /// The same store without retries, for finding out whether it can create conditionally.
+    pub(crate) probe: Option<Arc<dyn ObjectStore>>,
 }
 
 impl fmt::Debug for ObjectStoreAdapter {
@@ -99,6 +99,7 @@ impl ObjectStoreAdapter {
             part_size: DEFAULT_PART_SIZE,
             lock_mode: LockMode::Auto,
             conditional_create: Arc::new(AtomicU8::new(crate::lock::UNKNOWN)),
+            probe: None,
         })
     }
 
@@ -119,6 +120,15 @@ impl ObjectStoreAdapter {
     pub fn with_lock_mode(mut self, mode: LockMode) -> ObjectStoreAdapter {
         self.lock_mode = mode;
         self.conditional_create = Arc::new(AtomicU8::new(crate::lock::UNKNOWN));
+        self
+    }
+
+    /// A handle on the same store that does not retry, for the first conditional create of
+    /// [`LockMode::Auto`]: a store without conditional writes answers it with HTTP 501, which
+    /// `object_store` retries like any 5xx (seconds lost on each first lock). Other failures of
+    /// the probe are tried again on the store itself. [`crate::open_url`] sets it.
+    pub fn with_lock_probe(mut self, probe: Arc<dyn ObjectStore>) -> ObjectStoreAdapter {
+        self.probe = Some(probe);
         self
     }
 
@@ -219,27 +229,6 @@ impl ObjectStoreAdapter {
         }
         Ok(out)
     }
-
-    /// Puts small bytes in one request with `mode` (the lock object).
-    pub(crate) async fn put_small(
-        &self,
-        path: &str,
-        bytes: Bytes,
-        mode: object_store::PutMode,
-    ) -> std::result::Result<object_store::PutResult, object_store::Error> {
-        let key = match self.key(path) {
-            Ok(k) => k,
-            Err(e) => {
-                return Err(object_store::Error::Generic {
-                    store: "ObjectStoreAdapter",
-                    source: Box::new(e),
-                })
-            }
-        };
-        self.store
-            .put_opts(&key, PutPayload::from_bytes(bytes), mode.into())
-            .await
-    }
 }
 
 /// `Sun, 22 Nov 2026 00:00:00 GMT`, as `Last-Modified` says it.
@@ -269,7 +258,10 @@ impl Upload {
     async fn abort(mut self) {
         if let Some(w) = self.write.take() {
             if let Err(e) = w.abort().await {
-                tracing::warn!("{}: aborting the multipart upload failed: {e}", self.location);
+                tracing::warn!(
+                    "{}: aborting the multipart upload failed: {e}",
+                    self.location
+                );
             }
         }
     }
@@ -293,7 +285,9 @@ impl Drop for Upload {
                         }
                     });
                 }
-                Err(_) => tracing::warn!("{location}: multipart upload left (no runtime to abort it)"),
+                Err(_) => {
+                    tracing::warn!("{location}: multipart upload left (no runtime to abort it)")
+                }
             }
         }
     }

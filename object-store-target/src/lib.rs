@@ -78,9 +78,7 @@ use object_store::memory::InMemory;
 use object_store::{BackoffConfig, ObjectStore, ObjectStoreScheme};
 use simplestreams_mirror::{Error, Result, RetryConfig};
 
-pub use adapter::{
-    ObjectStoreAdapter, DEFAULT_PART_SIZE, MIN_PART_SIZE, PARTS_IN_FLIGHT,
-};
+pub use adapter::{ObjectStoreAdapter, DEFAULT_PART_SIZE, MIN_PART_SIZE, PARTS_IN_FLIGHT};
 pub use error::ObjectStoreError;
 pub use lock::LockMode;
 /// The `object_store` crate this one is built on (to build stores for
@@ -152,23 +150,38 @@ pub fn open_url_with(url: &str, options: &OpenOptions) -> Result<ObjectStoreAdap
         }))
     };
     let key_error = |key: &str, e: object_store::Error| {
-        bad(format!("unknown setting {key:?} for this kind of store: {e}"))
+        bad(format!(
+            "unknown setting {key:?} for this kind of store: {e}"
+        ))
     };
+    // For the probe of conditional creates (see ObjectStoreAdapter::with_lock_probe). GCS and
+    // Azure have them: no probe needed.
+    let no_retry = object_store::RetryConfig {
+        max_retries: 0,
+        ..retry.clone()
+    };
+    let mut lock_probe: Option<Arc<dyn ObjectStore>> = None;
     let store: Arc<dyn ObjectStore> = match scheme {
         ObjectStoreScheme::AmazonS3 => {
             let mut builder = AmazonS3Builder::from_env().with_url(url);
             for (k, v) in &options.config {
-                let key: AmazonS3ConfigKey =
-                    k.to_ascii_lowercase().parse().map_err(|e| key_error(k, e))?;
+                let key: AmazonS3ConfigKey = k
+                    .to_ascii_lowercase()
+                    .parse()
+                    .map_err(|e| key_error(k, e))?;
                 builder = builder.with_config(key, v);
             }
+            let probe = builder.clone().with_retry(no_retry.clone());
+            lock_probe = Some(Arc::new(probe.build().map_err(built)?));
             Arc::new(builder.with_retry(retry).build().map_err(built)?)
         }
         ObjectStoreScheme::GoogleCloudStorage => {
             let mut builder = GoogleCloudStorageBuilder::from_env().with_url(url);
             for (k, v) in &options.config {
-                let key: GoogleConfigKey =
-                    k.to_ascii_lowercase().parse().map_err(|e| key_error(k, e))?;
+                let key: GoogleConfigKey = k
+                    .to_ascii_lowercase()
+                    .parse()
+                    .map_err(|e| key_error(k, e))?;
                 builder = builder.with_config(key, v);
             }
             Arc::new(builder.with_retry(retry).build().map_err(built)?)
@@ -176,8 +189,10 @@ pub fn open_url_with(url: &str, options: &OpenOptions) -> Result<ObjectStoreAdap
         ObjectStoreScheme::MicrosoftAzure => {
             let mut builder = MicrosoftAzureBuilder::from_env().with_url(url);
             for (k, v) in &options.config {
-                let key: AzureConfigKey =
-                    k.to_ascii_lowercase().parse().map_err(|e| key_error(k, e))?;
+                let key: AzureConfigKey = k
+                    .to_ascii_lowercase()
+                    .parse()
+                    .map_err(|e| key_error(k, e))?;
                 builder = builder.with_config(key, v);
             }
             Arc::new(builder.with_retry(retry).build().map_err(built)?)
@@ -189,10 +204,14 @@ pub fn open_url_with(url: &str, options: &OpenOptions) -> Result<ObjectStoreAdap
             )))
         }
     };
-    Ok(ObjectStoreAdapter::new(store, prefix.as_ref())?
+    let mut adapter = ObjectStoreAdapter::new(store, prefix.as_ref())?
         .with_url(url)
         .with_part_size(options.part_size)
-        .with_lock_mode(options.lock_mode))
+        .with_lock_mode(options.lock_mode);
+    if let Some(probe) = lock_probe {
+        adapter = adapter.with_lock_probe(probe);
+    }
+    Ok(adapter)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
 use simplestreams_mirror::{Error, Result, StoreExt, StoreLock};
 
 use crate::adapter::ObjectStoreAdapter;
@@ -23,14 +23,17 @@ pub enum LockMode {
     /// [`LockMode::ConditionalCreate`] where the store supports it, else
     /// [`LockMode::CreateThenList`]: the first lock tries a conditional create, and a store
     /// that refuses it as unsupported (object_store's `NotImplemented`, or HTTP 501 as Swift's
-    /// s3api answers) is remembered as one that needs listing.
+    /// s3api answers) is remembered by this adapter and its clones as one that needs listing.
+    /// Stores from [`crate::open_url`] ask that first time without retries
+    /// ([`ObjectStoreAdapter::with_lock_probe`]), so that a 501 costs one request.
     #[default]
     Auto,
     /// The object `NAME`, created with `PutMode::Create` (S3's `If-None-Match: *`; GCS and
     /// Azure have their own): of two processes, exactly one creates it, the store decides.
     /// Needs a store that honours the condition: AWS S3 (since August 2024), MinIO, Ceph RGW,
-    /// GCS, Azure. A store that ignored the header would let two processes in; one that
-    /// refuses it fails the lock.
+    /// GCS, Azure. A store that ignored the header would let two processes in (the holder
+    /// reads the object back, which catches a later overwrite, not every one); one that
+    /// refuses it fails the lock with that error.
     ConditionalCreate,
     /// For stores without conditional writes (Swift's s3api answers 501 to
     /// `If-None-Match: *`): each process writes its own claim `NAME.<token>` (a new name, no
@@ -40,7 +43,7 @@ pub enum LockMode {
     /// sees the other's claim. Both may withdraw (a rare race; both fail, a retry succeeds).
     /// Sound as long as a listing shows every object written before it was asked for: AWS S3,
     /// GCS and Azure guarantee that; Swift does when the container server takes the update
-    /// during the PUT (the normal case, always on the test bed), and may not while a container
+    /// during the PUT (the normal case, and the test bed's), and may not while a container
     /// server is overloaded or down (the update is then queued and the listing lags).
     CreateThenList,
 }
@@ -78,7 +81,7 @@ fn holder(token: &str) -> Bytes {
 enum Created {
     Yes,
     Exists,
-    Unsupported,
+    Unsupported(object_store::Error),
 }
 
 impl ObjectStoreAdapter {
@@ -107,8 +110,9 @@ impl ObjectStoreAdapter {
         Error::Locked {
             target: self.location(name),
             message: format!(
-                "held by {held_by}; if that process is gone, break the lock by deleting {} \
-                 and {}.* (ObjectStoreAdapter::break_lock)",
+                "held by {held_by}; if that process is gone, break the lock with `sstream \
+                 unlock {}` (it deletes {} and {}.*)",
+                self,
                 self.location(name),
                 self.location(name)
             ),
@@ -126,17 +130,33 @@ impl ObjectStoreAdapter {
         Ok(objects.len())
     }
 
-    async fn conditional_create(&self, name: &str, body: Bytes) -> Result<Created> {
-        match self.put_small(name, body, PutMode::Create).await {
+    /// Creates `key` (the lock object `name`) if absent, through `store`.
+    async fn conditional_create(
+        &self,
+        store: &dyn ObjectStore,
+        name: &str,
+        key: &Path,
+        body: Bytes,
+    ) -> std::result::Result<Created, object_store::Error> {
+        let payload = PutPayload::from_bytes(body.clone());
+        match store.put_opts(key, payload, PutMode::Create.into()).await {
             Ok(_) => Ok(Created::Yes),
-            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
-                Ok(Created::Exists)
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => {
+                // Ours, when an attempt whose answer was lost did create it.
+                match self.get_bytes(name).await {
+                    Ok(b) if b == body => Ok(Created::Yes),
+                    _ => Ok(Created::Exists),
+                }
             }
-            Err(object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. }) => {
-                Ok(Created::Unsupported)
-            }
-            Err(e) if is_status(&e, 501) => Ok(Created::Unsupported),
-            Err(e) => Err(self.err("lock", name, e)),
+            Err(
+                e @ (object_store::Error::NotImplemented { .. }
+                | object_store::Error::NotSupported { .. }),
+            ) => Ok(Created::Unsupported(e)),
+            Err(e) if is_status(&e, 501) => Ok(Created::Unsupported(e)),
+            Err(e) => Err(e),
         }
     }
 }
@@ -169,7 +189,21 @@ pub(crate) async fn lock(adapter: &ObjectStoreAdapter, name: &str) -> Result<Sto
     };
 
     if conditional {
-        match adapter.conditional_create(name, body.clone()).await? {
+        let probe = match &adapter.probe {
+            Some(p) if adapter.conditional_create.load(Ordering::Relaxed) == UNKNOWN => adapter
+                .conditional_create(p.as_ref(), name, &lock_key, body.clone())
+                .await
+                .ok(),
+            _ => None,
+        };
+        let created = match probe {
+            Some(c) => c,
+            None => adapter
+                .conditional_create(adapter.store.as_ref(), name, &lock_key, body.clone())
+                .await
+                .map_err(|e| adapter.err("lock", name, e))?,
+        };
+        match created {
             Created::Exists => {
                 let held_by = adapter.held_by(&[name.to_string()]).await;
                 return Err(adapter.locked(name, held_by));
@@ -180,12 +214,13 @@ pub(crate) async fn lock(adapter: &ObjectStoreAdapter, name: &str) -> Result<Sto
                     .store(SUPPORTED, Ordering::Relaxed);
                 // A process in CreateThenList mode (configured so, or on a store it found
                 // unable) may have a claim in: the later of the two to list backs off.
-                let others: Vec<String> = adapter
-                    .lock_objects(name)
-                    .await?
-                    .into_iter()
-                    .filter(|p| p != name)
-                    .collect();
+                let others: Vec<String> = match adapter.lock_objects(name).await {
+                    Ok(all) => all.into_iter().filter(|p| p != name).collect(),
+                    Err(e) => {
+                        let _ = adapter.delete_if_present(name).await;
+                        return Err(e);
+                    }
+                };
                 // And the lock object must still be ours (a store ignoring the condition would
                 // have let another process overwrite it).
                 let ours = adapter
@@ -210,7 +245,7 @@ pub(crate) async fn lock(adapter: &ObjectStoreAdapter, name: &str) -> Result<Sto
                     releaser(adapter.store.clone(), lock_key, what),
                 ));
             }
-            Created::Unsupported if adapter.lock_mode == LockMode::Auto => {
+            Created::Unsupported(_) if adapter.lock_mode == LockMode::Auto => {
                 tracing::debug!(
                     "{adapter}: no conditional create (If-None-Match: *); locking by claims"
                 );
@@ -218,14 +253,9 @@ pub(crate) async fn lock(adapter: &ObjectStoreAdapter, name: &str) -> Result<Sto
                     .conditional_create
                     .store(UNSUPPORTED, Ordering::Relaxed);
             }
-            Created::Unsupported => {
-                return Err(Error::Locked {
-                    target: adapter.location(name),
-                    message: "this store does not support conditional creates \
-                              (If-None-Match: *); use LockMode::CreateThenList"
-                        .into(),
-                })
-            }
+            // LockMode::ConditionalCreate on a store without it: a configuration error, named
+            // as the store gave it ("not implemented by the server", 501 NotImplemented).
+            Created::Unsupported(e) => return Err(adapter.err("lock", name, e)),
         }
     }
 
@@ -238,7 +268,8 @@ pub(crate) async fn lock(adapter: &ObjectStoreAdapter, name: &str) -> Result<Sto
     let claim = format!("{name}.{token}");
     let claim_key = adapter.key(&claim)?;
     adapter
-        .put_small(&claim, body, PutMode::Overwrite)
+        .store
+        .put(&claim_key, PutPayload::from_bytes(body))
         .await
         .map_err(|e| adapter.err("lock", &claim, e))?;
     let others: Vec<String> = match adapter.lock_objects(name).await {

@@ -59,6 +59,8 @@ tb_load_settings() {
   TB_KEYSTONE=http://127.0.0.1:$OPENSTACK_TESTBED_KEYSTONE_PORT
   TB_GLANCE=http://127.0.0.1:$OPENSTACK_TESTBED_GLANCE_PORT
   TB_SWIFT=http://127.0.0.1:$OPENSTACK_TESTBED_SWIFT_PORT
+  # admin's EC2 credential (access key, secret) and the S3 test bucket, as shell assignments.
+  TB_EC2_FILE=$TB_DIR/keystone/ec2-admin.env
 }
 
 tb_say() { printf 'openstack-testbed: %s\n' "$*"; }

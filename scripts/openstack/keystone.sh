@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Keystone v3 under uwsgi with sqlite and fernet tokens, then the test bed's projects, users,
-# roles, services and endpoints (keystone_setup.py). State in $TB_DIR/keystone.
+# roles, services and endpoints, and admin's EC2 credential for the S3 API (keystone_setup.py).
+# State in $TB_DIR/keystone.
 
 tb_keystone_start() {
   local d=$TB_DIR/keystone
@@ -27,6 +28,10 @@ key_repository = $d/fernet-keys/
 
 [credential]
 key_repository = $d/credential-keys/
+# Not cached: the credential manager decrypts the cached dict in place, which with the memory
+# backend (no copy) is the cached object itself, so the second S3 request of a credential
+# fails with KeyError 'encrypted_blob' (HTTP 500 from /v3/s3tokens).
+caching = false
 
 [cache]
 # Without a cache every request takes about a second (token validation, catalog). An
@@ -81,5 +86,5 @@ EOF
     { echo "keystone-manage bootstrap failed"; return 1; }
 
   tb_wait_http "$TB_KEYSTONE/v3" keystone || return 1
-  "$TB_PY" "$TESTBED_SCRIPTS/keystone_setup.py" register
+  "$TB_PY" "$TESTBED_SCRIPTS/keystone_setup.py" register "$TB_EC2_FILE"
 }

@@ -1,13 +1,21 @@
 """Keystone REST steps of the OpenStack test bed (standard library only, Debian's python3).
 
-  keystone_setup.py register   projects, users, roles, services and endpoints after bootstrap
-  keystone_setup.py check      end to end: tokens, catalog, Glance and Swift accept the tokens
+  keystone_setup.py register EC2FILE  projects, users, roles, services and endpoints after
+                                      bootstrap; an EC2 credential of admin (project admin)
+                                      for the S3 API, written to EC2FILE as shell assignments
+  keystone_setup.py check EC2FILE     end to end: tokens, catalog, Glance and Swift accept the
+                                      tokens; the S3 API accepts that credential (the test
+                                      bucket is created, an object put, read and deleted)
 
 Settings come from the OPENSTACK_TESTBED_* environment that scripts/openstack-testbed exports.
 """
 
+import datetime
+import hashlib
+import hmac
 import json
 import os
+import re
 import sys
 import time
 import urllib.error
@@ -18,6 +26,8 @@ KEYSTONE = "http://127.0.0.1:%s/v3" % ENV["OPENSTACK_TESTBED_KEYSTONE_PORT"]
 GLANCE = "http://127.0.0.1:%s" % ENV["OPENSTACK_TESTBED_GLANCE_PORT"]
 SWIFT = "http://127.0.0.1:%s" % ENV["OPENSTACK_TESTBED_SWIFT_PORT"]
 REGION = ENV["OPENSTACK_TESTBED_REGION"]
+# The bucket the S3 tests use (a container of project admin); `start` creates it.
+S3_BUCKET = "simplestreams-testbed"
 
 
 def call(method, url, body=None, token=None):
@@ -53,8 +63,8 @@ def token(user, password, project):
     return headers["X-Subject-Token"], doc["token"]
 
 
-def register():
-    admin, _ = token("admin", ENV["OPENSTACK_TESTBED_ADMIN_PASSWORD"], "admin")
+def register(ec2_file):
+    admin, admin_token = token("admin", ENV["OPENSTACK_TESTBED_ADMIN_PASSWORD"], "admin")
     roles = {r["name"]: r["id"] for r in must("GET", "/roles", token=admin)[1]["roles"]}
     for name in ("member", "reader", "ResellerAdmin"):
         if name not in roles:
@@ -89,6 +99,18 @@ def register():
     catalog("glance", "image", GLANCE)
     catalog("swift", "object-store", SWIFT + "/v1/AUTH_%(project_id)s")
 
+    # S3 access key and secret of admin in project admin: s3token has Keystone check S3
+    # signatures against it, and the requests land in that project's Swift account.
+    cred = must("POST", "/users/%s/credentials/OS-EC2" % admin_token["user"]["id"],
+                {"tenant_id": admin_token["project"]["id"]}, admin)[1]["credential"]
+    for key in ("access", "secret"):
+        if not re.fullmatch(r"[0-9A-Za-z]+", cred[key]):
+            sys.exit("keystone: unexpected characters in the EC2 %s" % key)
+    with open(ec2_file + ".tmp", "w") as out:
+        out.write("TB_S3_ACCESS=%s\nTB_S3_SECRET=%s\nTB_S3_BUCKET=%s\n"
+                  % (cred["access"], cred["secret"], S3_BUCKET))
+    os.replace(ec2_file + ".tmp", ec2_file)
+
 
 def endpoint(catalog, kind):
     for entry in catalog:
@@ -99,7 +121,61 @@ def endpoint(catalog, kind):
     sys.exit("check: no public %s endpoint in region %s in the catalog" % (kind, REGION))
 
 
-def check_once():
+def read_ec2(ec2_file):
+    with open(ec2_file) as f:
+        return dict(line.strip().split("=", 1) for line in f if "=" in line)
+
+
+def s3(method, path, ec2, body=b""):
+    """One path-style S3 request to Swift's s3api, signed with AWS Signature v4 (the default of
+    every current S3 client); returns (status, body). `path` is /BUCKET[/KEY], URL-safe."""
+    host = "127.0.0.1:%s" % ENV["OPENSTACK_TESTBED_SWIFT_PORT"]
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    payload = hashlib.sha256(body).hexdigest()
+    signed = "host;x-amz-content-sha256;x-amz-date"
+    canonical = "\n".join([method, path, "", "host:%s" % host,
+                           "x-amz-content-sha256:%s" % payload, "x-amz-date:%s" % stamp, "",
+                           signed, payload])
+    scope = "%s/%s/s3/aws4_request" % (stamp[:8], REGION)
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", stamp, scope,
+                         hashlib.sha256(canonical.encode()).hexdigest()])
+    key = ("AWS4" + ec2["TB_S3_SECRET"]).encode()
+    for part in (stamp[:8], REGION, "s3", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    req = urllib.request.Request("http://" + host + path, method=method, data=body or None)
+    req.add_header("x-amz-date", stamp)
+    req.add_header("x-amz-content-sha256", payload)
+    req.add_header("Authorization", "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, "
+                   "Signature=%s" % (ec2["TB_S3_ACCESS"], scope, signed, signature))
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def check_s3(ec2_file):
+    """None when the S3 API works with the EC2 credential (and the test bucket exists)."""
+    ec2 = read_ec2(ec2_file)
+    bucket = "/" + ec2["TB_S3_BUCKET"]
+    status, body = s3("PUT", bucket, ec2)
+    # 409 BucketAlreadyOwnedByYou: a retry of this check after the bucket was made.
+    if status not in (200, 409):
+        return "s3api answered %s to creating bucket %s: %r" % (status, bucket, body[:3000])
+    obj = bucket + "/testbed-check"
+    for method, want, data in (("PUT", 200, b"s3 ok"), ("GET", 200, None),
+                               ("DELETE", 204, None)):
+        status, body = s3(method, obj, ec2, data or b"")
+        if status != want or (method == "GET" and body != b"s3 ok"):
+            return "s3api answered %s %r to %s %s" % (status, body[:300], method, obj)
+    status, _ = s3("GET", bucket, ec2.copy() | {"TB_S3_SECRET": "wrong"})
+    if status != 403:
+        return "s3api answered %s to a bad signature (want 403)" % status
+    return None
+
+
+def check_once(ec2_file):
     """None when the cloud works end to end, else what does not."""
     for user, password, project in (
             ("admin", ENV["OPENSTACK_TESTBED_ADMIN_PASSWORD"], "admin"),
@@ -116,15 +192,15 @@ def check_once():
     status = call("GET", GLANCE + "/v2/images")[0]
     if status != 401:
         return "glance answered %s without a token (want 401)" % status
-    return None
+    return check_s3(ec2_file)
 
 
-def check():
+def check(ec2_file):
     # Glance and Swift fetch their own service tokens lazily on the first request; allow them
     # a few seconds before calling it a failure.
     problem = None
     for _ in range(20):
-        problem = check_once()
+        problem = check_once(ec2_file)
         if problem is None:
             return
         time.sleep(0.5)
@@ -132,4 +208,4 @@ def check():
 
 
 if __name__ == "__main__":
-    {"register": register, "check": check}[sys.argv[1]]()
+    {"register": register, "check": check}[sys.argv[1]](sys.argv[2])

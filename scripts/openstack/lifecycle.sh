@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# The subcommands start, stop, status and openrc of scripts/openstack-testbed.
+# The subcommands start, stop, status, openrc and s3env of scripts/openstack-testbed.
 
 # Every process `start` leaves running, by the name of its PID file.
 TB_DAEMONS="keystone glance memcached swift-account swift-container swift-object swift-proxy
@@ -66,6 +66,7 @@ tb_start() {
   if [ $same_scripts = 1 ] && tb_all_running && tb_endpoints_ok; then
     tb_say "already running (state in $TB_DIR)"
     tb_write_openrc
+    tb_write_s3env
     return 0
   fi
   if tb_any_running; then
@@ -108,7 +109,8 @@ tb_start() {
     i=$((i + 1))
   done
   if [ -z "$failed" ] &&
-    ! "$TB_PY" "$TESTBED_SCRIPTS/keystone_setup.py" check >"$TB_DIR/log/check.log" 2>&1; then
+    ! "$TB_PY" "$TESTBED_SCRIPTS/keystone_setup.py" check "$TB_EC2_FILE" \
+      >"$TB_DIR/log/check.log" 2>&1; then
     failed=" check"
   fi
   if [ -n "$failed" ]; then
@@ -117,9 +119,11 @@ tb_start() {
     tb_die "start failed:$failed (everything stopped again; logs in $TB_DIR)"
   fi
   tb_write_openrc
+  tb_write_s3env
   tb_say "up in $((SECONDS - t0)) s, $(tb_rss_mb) MB resident: keystone $TB_KEYSTONE/v3," \
     "glance $TB_GLANCE, swift $TB_SWIFT"
-  tb_say "credentials: source $TB_DIR/openrc (admin) or $TB_DIR/openrc-demo"
+  tb_say "credentials: source $TB_DIR/openrc (admin) or $TB_DIR/openrc-demo;" \
+    "S3 (s3api on $TB_SWIFT): source $TB_DIR/s3env"
 }
 
 tb_stop() {
@@ -210,6 +214,40 @@ tb_write_openrc() {
     tb_cloud_yaml testbed admin "$OPENSTACK_TESTBED_ADMIN_PASSWORD" admin
     tb_cloud_yaml testbed-demo demo "$OPENSTACK_TESTBED_DEMO_PASSWORD" demo
   } >"$TB_DIR/clouds.yaml"
+}
+
+# The S3 view of admin's project: its EC2 credential against Swift's s3api, in the variables
+# that the AWS CLI, boto3 and the object_store crate read (path-style addressing).
+tb_write_s3env() {
+  [ -f "$TB_EC2_FILE" ] || return 0
+  local TB_S3_ACCESS TB_S3_SECRET TB_S3_BUCKET
+  # shellcheck disable=SC1090
+  source "$TB_EC2_FILE"
+  cat >"$TB_DIR/s3env" <<EOF
+# OpenStack test bed (scripts/openstack-testbed): the S3 API of Swift (s3api) as user admin in
+# project admin, with an EC2 credential that Keystone checks (s3token). Path-style requests
+# (http://127.0.0.1:$OPENSTACK_TESTBED_SWIFT_PORT/BUCKET/KEY), signature v4, region
+# $OPENSTACK_TESTBED_REGION (s3api's location). Bucket $TB_S3_BUCKET exists; more can be created.
+unset AWS_SESSION_TOKEN AWS_SECURITY_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE AWS_CONFIG_FILE
+unset AWS_SHARED_CREDENTIALS_FILE AWS_CONTAINER_CREDENTIALS_RELATIVE_URI AWS_WEB_IDENTITY_TOKEN_FILE
+export AWS_ACCESS_KEY_ID=$TB_S3_ACCESS
+export AWS_SECRET_ACCESS_KEY=$TB_S3_SECRET
+export AWS_ENDPOINT_URL=$TB_SWIFT
+export AWS_ENDPOINT=$TB_SWIFT
+export AWS_REGION=$OPENSTACK_TESTBED_REGION
+export AWS_DEFAULT_REGION=$OPENSTACK_TESTBED_REGION
+export AWS_ALLOW_HTTP=true
+export AWS_VIRTUAL_HOSTED_STYLE_REQUEST=false
+export OPENSTACK_TESTBED_S3_BUCKET=$TB_S3_BUCKET
+EOF
+}
+
+tb_s3env() {
+  tb_load_settings
+  [ -f "$TB_EC2_FILE" ] ||
+    tb_die "no S3 credential in $TB_DIR: run 'scripts/openstack-testbed start'"
+  tb_write_s3env
+  echo "$TB_DIR/s3env"
 }
 
 tb_openrc() { # admin|demo

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Swift all-in-one: memcached, account/container/object servers on plain directories (one
-# replica, one device), container-updater, and a proxy with Keystone auth (keystoneauth).
+# replica, one device), container-updater, and a proxy with Keystone auth (keystoneauth) and
+# the S3 API (s3api, its signatures checked by Keystone through s3token).
 # State in $TB_DIR/swift, which is also swift_dir: /etc/swift is never read.
 
 tb_swift_server_conf() { # PORT
@@ -77,7 +78,7 @@ swift_dir = $d
 log_level = INFO
 
 [pipeline:main]
-pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk tempurl authtoken keystoneauth copy slo dlo versioned_writes symlink proxy-logging proxy-server
+pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk tempurl authtoken s3api s3token keystoneauth copy slo dlo versioned_writes symlink proxy-logging proxy-server
 
 [app:proxy-server]
 use = egg:swift#proxy
@@ -97,6 +98,39 @@ password = $OPENSTACK_TESTBED_SERVICE_PASSWORD
 region_name = $OPENSTACK_TESTBED_REGION
 # keystoneauth decides (tempurl and anonymous container reads need that).
 delay_auth_decision = true
+
+# The S3 API on the same port, path-style only (no storage_domain): http://HOST:PORT/BUCKET/KEY,
+# a bucket being a container of the project the EC2 credential belongs to. Multipart uploads
+# are stored as Static Large Objects (slo, after it in the pipeline). Order, as s3api's docs
+# give it: authtoken s3api s3token keystoneauth. authtoken after s3token would strip the
+# identity s3token sets (it strips every identity header of a request without a token);
+# before s3api it lets S3 requests through unauthenticated (delay_auth_decision) for s3token.
+[filter:s3api]
+use = egg:swift#s3api
+location = $OPENSTACK_TESTBED_REGION
+# At most 100 keys a listing page (AWS: 1000), so that clients' paging is exercised cheaply.
+max_bucket_listing = 100
+
+# s3api parses the signature; s3token sends the string to sign and the signature to Keystone
+# (POST /v3/s3tokens), which finds the EC2 credential by access key, checks the signature with
+# its secret and answers with the roles of the credential's user in its project. Keystone lets
+# only admins and services call s3tokens: s3token logs in as the swift user. The secret is then
+# cached in memcached for 10 minutes (fetching it needs that login too) and s3api checks later
+# signatures itself, sparing Keystone's one process a request per S3 request.
+[filter:s3token]
+use = egg:swift#s3token
+auth_uri = $TB_KEYSTONE/v3
+reseller_prefix = AUTH_
+delay_auth_decision = false
+secret_cache_duration = 600
+auth_type = password
+auth_url = $TB_KEYSTONE
+project_domain_id = default
+user_domain_id = default
+project_name = service
+username = swift
+password = $OPENSTACK_TESTBED_SERVICE_PASSWORD
+region_name = $OPENSTACK_TESTBED_REGION
 
 [filter:keystoneauth]
 use = egg:swift#keystoneauth

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
+use object_store_target::{open_url_with, ObjectStoreAdapter, OpenOptions};
 use simplestreams_mirror::{
     local_dir, open_source as open_http_or_dir, HttpOptions, LocalStore, Source, Store, StoreSource,
 };
@@ -21,7 +22,8 @@ pub struct StoreArgs {
     #[arg(long)]
     pub no_fsync: bool,
     /// Objects larger than this many MiB go to Swift as Static Large Objects in segments of
-    /// this size (two segments are held in memory during an upload).
+    /// this size, and to S3 as multipart uploads in parts of this size (at least 5 MiB there);
+    /// two are held in memory during an upload.
     #[arg(long, value_name = "MIB", default_value_t = 16)]
     pub segment_size: u64,
     /// Make a Swift container readable by anyone (`.r:*,.rlistings`), as a public mirror
@@ -88,8 +90,22 @@ pub async fn open_store(location: &str, args: &StoreArgs) -> anyhow::Result<Arc<
             SwiftStore::from_url(swift_client().await?, location, swift_options(args)?, true)
                 .await?,
         )),
-        Kind::ObjectStore => bail!("{location}: object store URLs are not supported yet"),
+        Kind::ObjectStore => Ok(Arc::new(object_store_at(location, args)?)),
     }
+}
+
+/// The object store a URL names (`s3://` with the `AWS_*` variables, …), with parts of
+/// `--segment-size` for large objects.
+pub fn object_store_at(location: &str, args: &StoreArgs) -> anyhow::Result<ObjectStoreAdapter> {
+    anyhow::ensure!(
+        args.segment_size > 0,
+        "--segment-size must be at least 1 (MiB)"
+    );
+    let options = OpenOptions {
+        part_size: usize::try_from(args.segment_size.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+        ..OpenOptions::default()
+    };
+    Ok(open_url_with(location, &options)?)
 }
 
 /// The store at `location` as it is, to read or list (nothing is created).
@@ -106,7 +122,7 @@ pub async fn open_store_existing(location: &str) -> anyhow::Result<Arc<dyn Store
             )
             .await?,
         )),
-        Kind::ObjectStore => bail!("{location}: object store URLs are not supported yet"),
+        Kind::ObjectStore => Ok(Arc::new(object_store_at(location, &StoreArgs::default())?)),
     }
 }
 

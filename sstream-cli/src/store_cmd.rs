@@ -9,7 +9,7 @@ use clap::Args;
 use simplestreams_mirror::{StoreExt, STATE_DIR};
 
 use crate::common::human;
-use crate::location::{kind, open_store, open_store_existing, Kind, StoreArgs};
+use crate::location::{kind, object_store_at, open_store, open_store_existing, Kind, StoreArgs};
 
 /// List the objects of a store: a directory, swift://CONTAINER/PREFIX or s3://BUCKET/PREFIX.
 #[derive(Debug, Args)]
@@ -86,6 +86,16 @@ pub fn run_unlock(args: UnlockArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let rt = crate::common::runtime()?;
+    if kind(&args.location)? == Kind::ObjectStore {
+        // A lock there may be a set of claims (stores without conditional create).
+        let store = object_store_at(&args.location, &StoreArgs::default())?;
+        let n = rt.block_on(store.break_lock(LOCK))?;
+        match n {
+            0 => println!("{} is not locked", args.location),
+            _ => println!("unlocked {} ({n} lock object(s) deleted)", args.location),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     rt.block_on(async {
         let store = open_store(&args.location, &StoreArgs::default()).await?;
         let holder = store.get_bytes(LOCK).await;
