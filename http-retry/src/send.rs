@@ -75,7 +75,7 @@ pub async fn send(
                 let status = response.status();
                 if !(can_retry
                     && replay.idempotent
-                    && RetryConfig::retryable_status(status.as_u16()))
+                    && (replay.retry_status)(status.as_u16()))
                 {
                     return Err(Failure::Status { response, attempts });
                 }
