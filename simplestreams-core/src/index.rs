@@ -22,8 +22,7 @@ pub struct Index {
 }
 
 /// One entry of an index: a content id and where its products file is.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct IndexEntry {
     /// All fields (`path`, `format`, `datatype`, `updated`, `products`, `clouds`, `cloudname`, …).
     pub fields: Map,
@@ -136,6 +135,15 @@ impl Serialize for Index {
             self.index_pos,
             self.index.is_empty(),
         )
+    }
+}
+
+impl Serialize for IndexEntry {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        crate::tree::WireMap(&self.fields).serialize(serializer)
     }
 }
 

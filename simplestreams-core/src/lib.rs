@@ -38,6 +38,7 @@ pub mod filetype;
 mod filter;
 mod flatten;
 mod index;
+mod kept;
 mod mirrors;
 pub mod openpgp;
 mod plan;
@@ -46,6 +47,7 @@ mod python;
 mod safe_path;
 mod select;
 mod stream_files;
+pub mod sums;
 mod tree;
 mod view;
 
@@ -55,6 +57,7 @@ pub use error::{ChecksumKind, Error, Result};
 pub use filter::{Filter, FilterOp, FilterSet};
 pub use flatten::{flatten, for_each_flat_item, FlatItem, ItemId};
 pub use index::{Index, IndexEntry, INDEX_FORMAT};
+pub use kept::{is_kept, lossy_text, py_chars, PyChar, KEPT_TEXT_PREFIX, MARK};
 pub use mirrors::{MirrorLocation, Mirrors, MIRRORS_FORMAT};
 pub use openpgp::{
     clearsign, is_clearsigned, sign_detached, strip_clearsigned, verify_clearsigned,
@@ -91,10 +94,7 @@ impl Document {
         match ctx.opt_str(&map, "format", "")? {
             Some(INDEX_FORMAT) => Ok(Document::Index(Index::from_map(map, file)?)),
             Some(PRODUCTS_FORMAT) => Ok(Document::Products(Products::from_map(map, file)?)),
-            Some(MIRRORS_FORMAT) => {
-                let bytes = serde_json::to_vec(&map).unwrap_or_default();
-                Ok(Document::Mirrors(Mirrors::from_slice(&bytes, file)?))
-            }
+            Some(MIRRORS_FORMAT) => Ok(Document::Mirrors(Mirrors::from_map(map, file)?)),
             Some(other) => Err(ctx.field_err("format", format!("unknown format {other:?}"))),
             None => Err(ctx.field_err("format", "missing")),
         }

@@ -11,8 +11,7 @@ pub const MIRRORS_FORMAT: &str = "mirrors:1.0";
 
 /// A `mirrors:1.0` document. Its layout (`mirrors: {content_id: [{datatype, path, clouds,
 /// mirror}…]}`) is kept as JSON; accessors cover what readers need.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Mirrors {
     /// All fields.
     pub fields: Map,
@@ -30,8 +29,13 @@ pub struct MirrorLocation {
 impl Mirrors {
     /// Parses a mirrors document.
     pub fn from_slice(bytes: &[u8], file: &str) -> Result<Mirrors> {
+        let fields = Ctx { file }.parse_object(bytes)?;
+        Mirrors::from_map(fields, file)
+    }
+
+    /// Builds a mirrors document from an already parsed JSON object.
+    pub fn from_map(fields: Map, file: &str) -> Result<Mirrors> {
         let ctx = Ctx { file };
-        let fields = ctx.parse_object(bytes)?;
         match ctx.opt_str(&fields, "format", "")? {
             Some(MIRRORS_FORMAT) => {}
             Some(other) => {
@@ -66,6 +70,15 @@ impl Mirrors {
                 Some(MirrorLocation { mirror, path })
             })
             .collect()
+    }
+}
+
+impl Serialize for Mirrors {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        crate::tree::WireMap(&self.fields).serialize(serializer)
     }
 }
 

@@ -1,10 +1,12 @@
 //! Helpers shared by the typed documents: an ordered JSON object whose child collection
 //! (`products`, `versions`, `items`, `index`) is held apart but serialised back in its place.
 
-use serde::ser::{SerializeMap, Serializer};
+use serde::ser::Serializer;
 use serde_json::Value;
 
 use crate::error::Error;
+pub(crate) use crate::kept::WireMap;
+use crate::kept::{self, Entry, Named};
 
 /// An ordered JSON object (insertion order is kept: `serde_json` is built with `preserve_order`).
 pub type Map = serde_json::Map<String, Value>;
@@ -20,11 +22,12 @@ pub(crate) fn take_children(fields: &mut Map, key: &str) -> (Option<Value>, Opti
 
 /// Serialises `fields` with `children` (under `key`) re-inserted at `pos` (or at the end).
 /// A child collection that was absent and is still empty stays absent (a lossless round trip).
+/// Values kept in marked strings (`kept.rs`) are written back as the tokens they were read from.
 pub(crate) fn serialize_with_children<S, C>(
     serializer: S,
     fields: &Map,
     key: &str,
-    children: &C,
+    children: &indexmap::IndexMap<String, C>,
     pos: Option<usize>,
     children_empty: bool,
 ) -> Result<S::Ok, S::Error>
@@ -32,25 +35,16 @@ where
     S: Serializer,
     C: serde::Serialize,
 {
-    if pos.is_none() && children_empty {
-        let mut map = serializer.serialize_map(Some(fields.len()))?;
-        for (k, v) in fields {
-            map.serialize_entry(k, v)?;
-        }
-        return map.end();
+    let children = Named(children);
+    let mut entries: Vec<(&str, Entry<'_, Named<'_, C>>)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), Entry::Json(v)))
+        .collect();
+    if pos.is_some() || !children_empty {
+        let pos = pos.unwrap_or(fields.len()).min(fields.len());
+        entries.insert(pos, (key, Entry::Child(&children)));
     }
-    let mut map = serializer.serialize_map(Some(fields.len() + 1))?;
-    let pos = pos.unwrap_or(fields.len()).min(fields.len());
-    for (i, (k, v)) in fields.iter().enumerate() {
-        if i == pos {
-            map.serialize_entry(key, children)?;
-        }
-        map.serialize_entry(k, v)?;
-    }
-    if pos == fields.len() {
-        map.serialize_entry(key, children)?;
-    }
-    map.end()
+    kept::serialize_object(serializer, entries.iter().copied())
 }
 
 /// Context for errors while converting a parsed `Value` into the typed model.
@@ -76,8 +70,24 @@ impl Ctx<'_> {
     }
 
     /// Parses bytes as a JSON object, reporting syntax errors with line and column.
+    ///
+    /// Reads what Python's `json` reads: numbers beyond `f64`, integers beyond 64 bits and lone
+    /// surrogates are kept in marked strings (see `kept.rs`); only documents holding them pay a
+    /// second pass.
     pub fn parse_object(&self, bytes: &[u8]) -> Result<Map, Error> {
-        match serde_json::from_slice::<Value>(bytes) {
+        let parsed = match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Object(map)) if !kept::needs_lenient(&map) => return Ok(map),
+            Ok(value) => match kept::rewrite(bytes) {
+                Some(rewritten) => serde_json::from_slice::<Value>(&rewritten),
+                // A float such as `1e19` rather than an integer token: nothing to rewrite.
+                None => Ok(value),
+            },
+            Err(e) => match kept::rewrite(bytes) {
+                Some(rewritten) => serde_json::from_slice::<Value>(&rewritten),
+                None => Err(e),
+            },
+        };
+        match parsed {
             Ok(Value::Object(map)) => Ok(map),
             Ok(other) => Err(self.json_err(
                 "(document)",
@@ -107,7 +117,7 @@ impl Ctx<'_> {
     ) -> Result<Option<&'m str>, Error> {
         match fields.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
+            Some(Value::String(s)) if !kept::is_kept(s) => Ok(Some(s)),
             Some(other) => Err(self.json_err(
                 join(parent, key),
                 format!("expected a string, found {}", kind_of(other)),
@@ -132,19 +142,21 @@ pub(crate) fn kind_of(v: &Value) -> &'static str {
         Value::Bool(_) => "a boolean",
         Value::Number(n) if n.is_f64() => "a float",
         Value::Number(_) => "an integer",
-        Value::String(_) => "a string",
+        Value::String(s) => kept::kind(s).unwrap_or("a string"),
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
 }
 
 /// The string form the reference gives a scalar (Python `str()` of the JSON value): strings as
-/// they are, integers in decimal, floats like Python's `repr`, booleans `True`/`False`.
+/// they are, integers in decimal, floats like Python's `repr`, booleans `True`/`False`. A number
+/// beyond `f64` gives `inf` or `-inf`, an integer beyond 64 bits its exact digits; a string with
+/// a lone surrogate keeps its marked form, which printers decode with [`crate::py_chars`].
 /// Lists, objects and null are not scalars and return `None`: they never inherit.
 pub fn scalar_string(v: &Value) -> Option<std::borrow::Cow<'_, str>> {
     use std::borrow::Cow;
     match v {
-        Value::String(s) => Some(Cow::Borrowed(s.as_str())),
+        Value::String(s) => Some(kept::string_scalar(s)),
         Value::Bool(true) => Some(Cow::Borrowed("True")),
         Value::Bool(false) => Some(Cow::Borrowed("False")),
         Value::Number(n) => {

@@ -8,7 +8,9 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use simplestreams_core::write_python_json_string;
+use simplestreams_core::{
+    is_kept, lossy_text, py_chars, write_python_json_string, PyChar, KEPT_TEXT_PREFIX,
+};
 
 /// A flattened item: ordered (key, value) string pairs.
 pub type Pairs<'a> = [(&'a str, Cow<'a, str>)];
@@ -37,16 +39,27 @@ fn push_repr_str(out: &mut String, s: &str) {
     out.push_str(&repr_escaped(s));
 }
 
-/// `repr(s)` for strings that need quotes chosen or characters escaped.
+/// `repr(s)` for strings that need quotes chosen or characters escaped. A string the model keeps
+/// marked (lone surrogates, see `simplestreams_core::py_chars`) is decoded: a lone surrogate is
+/// not printable, so Python writes it `\ud800`.
 fn repr_escaped(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
+    let text = lossy_text(s);
+    let quote = if text.contains('\'') && !text.contains('"') {
         '"'
     } else {
         '\''
     };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
-    for c in s.chars() {
+    for c in py_chars(s) {
+        let c = match c {
+            PyChar::Char(c) => c,
+            PyChar::Surrogate(u) => {
+                // Writing to a String cannot fail.
+                let _ = write!(out, "\\u{u:04x}");
+                continue;
+            }
+        };
         match c {
             '\\' => out.push_str("\\\\"),
             '\t' => out.push_str("\\t"),
@@ -84,7 +97,12 @@ fn is_printable(c: char) -> bool {
         return false;
     }
     // Format characters and private use areas commonly met; the rest of Unicode prints as is.
-    !matches!(c as u32, 0xAD | 0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x2064 | 0xFEFF | 0xE000..=0xF8FF)
+    // Noncharacters (U+FDD0..U+FDEF, U+xFFFE, U+xFFFF) are unassigned: not printable either.
+    match c as u32 {
+        0xAD | 0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x2064 | 0xFEFF => false,
+        0xE000..=0xF8FF | 0xFDD0..=0xFDEF => false,
+        n => n & 0xFFFE != 0xFFFE,
+    }
 }
 
 /// `repr(dict)` of string pairs in the given order: `{'k': 'v', 'k2': 'v2'}`.
@@ -151,6 +169,19 @@ fn pprint_str(s: &str, indent: usize, allowance: usize) -> String {
     if rep.chars().count() <= PPRINT_WIDTH.saturating_sub(indent + allowance) || s.is_empty() {
         return rep;
     }
+    // A kept string (lone surrogates) is split on its text, each part marked again: its escapes
+    // hold no whitespace or line break, so no split falls inside one.
+    let (prefix, s) = match s.strip_prefix(KEPT_TEXT_PREFIX) {
+        Some(text) => (KEPT_TEXT_PREFIX, text),
+        None => ("", s),
+    };
+    let repr_str = |x: &str| {
+        if prefix.is_empty() {
+            repr_str(x)
+        } else {
+            repr_str(&format!("{prefix}{x}"))
+        }
+    };
     let width = |x: &str| repr_str(x).chars().count();
     let max_width = PPRINT_WIDTH.saturating_sub(indent);
     let lines = split_lines_keepends(s);
@@ -335,7 +366,7 @@ pub fn percent_format(template: &str, pairs: &Pairs<'_>) -> Result<String, Templ
         rest = &after[spec_len + conv.len_utf8()..];
         let text = match (conv, value) {
             ('%', None) if spec.is_empty() => "%".to_string(),
-            ('s', Some(v)) => v,
+            ('s', Some(v)) => py_str(v),
             ('r', Some(v)) => repr_str(&v),
             ('s', None) | ('r', None) => repr_dict(pairs),
             (c, _) => {
@@ -348,6 +379,26 @@ pub fn percent_format(template: &str, pairs: &Pairs<'_>) -> Result<String, Templ
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// `%s` of a value: itself, or for a kept string (lone surrogates) its text with each lone
+/// surrogate written `\udXXX` (Python's `backslashreplace`; the reference itself stops with a
+/// `UnicodeEncodeError` when it prints one).
+fn py_str(v: String) -> String {
+    if !is_kept(&v) {
+        return v;
+    }
+    let mut out = String::with_capacity(v.len());
+    for c in py_chars(&v) {
+        match c {
+            PyChar::Char(c) => out.push(c),
+            // Writing to a String cannot fail.
+            PyChar::Surrogate(u) => {
+                let _ = write!(out, "\\u{u:04x}");
+            }
+        }
+    }
+    out
 }
 
 /// Applies a `%`-conversion width (`-` to left-align), as Python does for `%-10s`.
@@ -386,6 +437,32 @@ mod tests {
         assert_eq!(repr_str("both ' and \""), "'both \\' and \"'");
         assert_eq!(repr_str("a\\b\n"), "'a\\\\b\\n'");
         assert_eq!(repr_str("\u{7f}é"), "'\\x7fé'");
+    }
+
+    #[test]
+    fn lone_surrogates_print_as_python_prints_them() {
+        // How the model keeps "a\ud800b\\" (a lone surrogate, then a backslash).
+        let kept = format!("{KEPT_TEXT_PREFIX}a\\ud800b\\\\");
+        assert_eq!(repr_str(&kept), "'a\\ud800b\\\\'");
+        let item = vec![("note", Cow::Owned(kept.clone()))];
+        assert_eq!(repr_dict(&item), "{'note': 'a\\ud800b\\\\'}");
+        assert_eq!(
+            percent_format("%(note)r", &item).unwrap(),
+            "'a\\ud800b\\\\'"
+        );
+        assert_eq!(percent_format("%(note)s", &item).unwrap(), "a\\ud800b\\");
+        assert_eq!(
+            json_dumps(&[item]),
+            "[\n  {\n    \"note\": \"a\\ud800b\\\\\"\n  }\n]"
+        );
+        let long = format!("{KEPT_TEXT_PREFIX}{}\\udfff", "word ".repeat(20));
+        let out = pprint_dict(&[("k", Cow::Borrowed("v")), ("label", Cow::Owned(long))]);
+        // What Python 3's pprint prints for the same dict.
+        assert_eq!(
+            out,
+            "{'k': 'v',\n 'label': 'word word word word word word word word word word word word word '\n          'word word word word word word word \\udfff'}"
+        );
+        assert!(!out.contains('\u{FDD0}'), "{out}");
     }
 
     #[test]

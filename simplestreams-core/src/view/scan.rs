@@ -13,6 +13,9 @@
 
 use serde::Deserialize;
 
+/// U+FDD0 in UTF-8: strings starting with it are the model's kept forms (`kept.rs`).
+const MARK_UTF8: &[u8] = "\u{FDD0}".as_bytes();
+
 /// Deepest nesting the cursor follows. serde_json (and so the model) refuses documents nested
 /// deeper than 128; stopping well before keeps the view from accepting what the model refuses.
 const MAX_DEPTH: usize = 100;
@@ -28,7 +31,8 @@ pub(super) enum Str {
 /// A scalar token.
 pub(super) enum Value {
     Str(Str),
-    /// A non-negative integer written plainly: `input[start..end]` is already its string form.
+    /// An integer written plainly: `input[start..end]` is already its string form (a
+    /// non-negative integer of up to 19 digits, or an integer beyond 64 bits).
     PlainInt(usize, usize),
     /// Any other number, as the model's flattening writes it.
     Number(String),
@@ -138,18 +142,23 @@ impl<'a> Cursor<'a> {
         let rest = self.bytes.get(start..)?;
         let end = start + memchr::memchr2(b'"', b'\\', rest)?;
         if self.bytes[end] == b'"' {
-            // JSON forbids raw control characters in strings; a branch-free test.
+            // JSON forbids raw control characters in strings; a branch-free test. A string
+            // starting with U+FDD0 is left to the model, which keeps it marked (`kept.rs`).
             let bad = self.bytes[start..end]
                 .iter()
                 .fold(false, |acc, &b| acc | (b < 0x20));
-            if bad {
+            if bad || self.bytes[start..end].starts_with(MARK_UTF8) {
                 return None;
             }
             self.pos = end + 1;
             return Some(Str::Plain(start, end));
         }
         // Escapes: serde_json decodes them (and refuses bad ones), from the opening quote.
+        // Lone surrogates, which serde_json refuses, are left to the model too.
         let (text, used) = self.with_serde::<String>(start - 1)?;
+        if crate::is_kept(&text) {
+            return None;
+        }
         self.pos = start - 1 + used;
         Some(Str::Escaped(text))
     }
@@ -196,8 +205,17 @@ impl<'a> Cursor<'a> {
         if plain {
             return Some(Value::PlainInt(start, start + len));
         }
+        // Beyond `f64` (`1e400`), serde_json refuses the number and the model decides.
         let number: serde_json::Value =
             serde_json::from_str(self.input.get(start..start + len)?).ok()?;
+        if number.is_f64() && text.iter().all(|&b| b == b'-' || b.is_ascii_digit()) {
+            // An integer token serde_json made a float: `-0` (the integer 0 to Python) or an
+            // integer beyond 64 bits, which Python keeps exact, as written (as the model does).
+            if text == b"-0" {
+                return Some(Value::Number("0".into()));
+            }
+            return Some(Value::PlainInt(start, start + len));
+        }
         let text = crate::tree::scalar_string(&number)?;
         Some(Value::Number(text.into_owned()))
     }
