@@ -69,6 +69,7 @@ mod publish;
 pub mod query;
 mod source;
 mod store;
+pub mod sums;
 mod target;
 #[cfg(feature = "testkit")]
 pub mod testkit;

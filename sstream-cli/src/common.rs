@@ -193,6 +193,82 @@ impl HttpArgs {
     }
 }
 
+/// `--layout`, `--sums`, `--max-dirs`, `--sums-content-id`: reading a directory of images with
+/// a checksum file (Debian's, Ubuntu's, Fedora's, an in-house one) as a stream. A source
+/// naming a checksum file (`…/SHA256SUMS`, `…/SHA512SUMS`, `…/MD5SUMS`, `…/*-CHECKSUM`) is
+/// read that way without them. Signatures: with --keyring, every checksum file must be
+/// clear-signed or have a detached `.gpg`/`.sign`/`.asc` signature by one of its keys.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Checksum-file directories")]
+pub struct SumsArgs {
+    /// Read SOURCE as a directory of images with a checksum file, named by this layout:
+    /// debian, ubuntu, fedora, plain, auto (detected), or a regex whose named groups are the
+    /// product, version and item (any other group becomes a field).
+    #[arg(long, value_name = "NAME|REGEX")]
+    pub layout: Option<String>,
+    /// The checksum file's name, when it is not SHA512SUMS, SHA256SUMS, MD5SUMS or *-CHECKSUM.
+    #[arg(long = "sums", value_name = "FILE-NAME")]
+    pub sums: Option<String>,
+    /// Of a parent of dated directories (Debian's YYYYMMDD-NNNN/, Ubuntu's release-DATE/),
+    /// read only the newest N.
+    #[arg(long, value_name = "N")]
+    pub max_dirs: Option<usize>,
+    /// The content id of the stream made of it (default HOST:LAYOUT:sums).
+    #[arg(long, value_name = "ID")]
+    pub sums_content_id: Option<String>,
+}
+
+impl SumsArgs {
+    /// Whether `location` is read as a checksum-file directory: one of these flags was given,
+    /// or it names a checksum file.
+    pub fn applies_to(&self, location: &str) -> bool {
+        self.layout.is_some()
+            || self.sums.is_some()
+            || self.max_dirs.is_some()
+            || self.sums_content_id.is_some()
+            || simplestreams_mirror::sums::is_sums_location(location)
+    }
+
+    /// The options of the `SumsSource`: signatures required when `--keyring` is given (and
+    /// not `--no-verify`), sizes found for the items `scope` selects.
+    pub fn options(
+        &self,
+        verify: &VerifyArgs,
+        http: &HttpArgs,
+        scope: simplestreams_mirror::sums::SizeScope,
+    ) -> anyhow::Result<simplestreams_mirror::sums::SumsOptions> {
+        let layout = match self.layout.as_deref() {
+            None | Some("auto") => None,
+            Some(spec) => Some(
+                simplestreams_core::sums::Layout::parse(spec)
+                    .map_err(|e| anyhow::anyhow!("--layout: {e}"))?,
+            ),
+        };
+        if let Some(n) = &self.sums {
+            anyhow::ensure!(
+                !n.is_empty() && !n.contains('/'),
+                "--sums takes a file name (no directory), got {n:?}"
+            );
+        }
+        anyhow::ensure!(self.max_dirs != Some(0), "--max-dirs must be at least 1");
+        let signatures = if verify.no_verify || verify.keyring.is_empty() {
+            SignaturePolicy::off()
+        } else {
+            SignaturePolicy::require(std::sync::Arc::new(verify.keyring()?))
+        };
+        Ok(simplestreams_mirror::sums::SumsOptions {
+            layout,
+            sums_name: self.sums.clone(),
+            max_dirs: self.max_dirs,
+            content_id: self.sums_content_id.clone(),
+            signatures,
+            scope,
+            limits: http.metadata_limits()?,
+            ..Default::default()
+        })
+    }
+}
+
 /// What a sync checks of its source and its items: the flags every syncing tool shares.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Verification")]

@@ -17,7 +17,7 @@ use simplestreams_mirror::{
 };
 
 use crate::common::{
-    error_message, human, load_signing_key, HttpArgs, LogArgs, SyncArgs, VerifyArgs,
+    error_message, human, load_signing_key, HttpArgs, LogArgs, SumsArgs, SyncArgs, VerifyArgs,
 };
 use crate::location::{open_store, StoreArgs};
 use crate::source::Stream;
@@ -88,6 +88,9 @@ pub struct MirrorArgs {
     /// Storage flags.
     #[command(flatten)]
     pub store: StoreArgs,
+    /// Checksum-file directory flags.
+    #[command(flatten)]
+    pub sums: SumsArgs,
     /// Mirror URL (http(s)://, file://, a directory, swift://CONTAINER/PREFIX, s3://…), or the
     /// URL of an index or products file.
     #[arg(value_name = "SOURCE")]
@@ -105,11 +108,18 @@ pub fn run(args: MirrorArgs) -> anyhow::Result<ExitCode> {
     keep_freed_memory();
     args.log.init()?;
     let rt = crate::common::runtime()?;
-    let stream = rt.block_on(Stream::open(
+    let scope = simplestreams_mirror::sums::SizeScope {
+        filters: FilterSet::parse(&args.filters)?,
+        max: args.max,
+    };
+    let stream = rt.block_on(Stream::open_with(
         &args.source,
         args.path.as_deref(),
         &args.mirrors,
         &args.http,
+        &args.sums,
+        &args.verify,
+        scope,
     ))?;
     let options = sync_options(&args, &stream)?;
     let store = rt.block_on(open_store(&args.output_dir, &args.store))?;

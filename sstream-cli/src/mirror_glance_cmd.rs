@@ -20,7 +20,7 @@ use simplestreams_core::{FilterSet, PlanLimits};
 use simplestreams_mirror::{ItemKey, MetadataMode, PlanLine, Progress, SyncOptions};
 use swift_target::{SwiftClient, SwiftStore, SwiftStoreOptions};
 
-use crate::common::{error_message, HttpArgs, LogArgs, SyncArgs, VerifyArgs};
+use crate::common::{error_message, HttpArgs, LogArgs, SumsArgs, SyncArgs, VerifyArgs};
 use crate::source::Stream;
 
 /// The item filters used when none are given (the reference's).
@@ -113,6 +113,9 @@ pub struct MirrorGlanceArgs {
     /// Network flags.
     #[command(flatten)]
     pub http: HttpArgs,
+    /// Checksum-file directory flags.
+    #[command(flatten)]
+    pub sums: SumsArgs,
     /// Where the sync keeps its lock and the dates seen of the source (rollback protection).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
@@ -225,11 +228,22 @@ fn validate(args: &MirrorGlanceArgs, stream: &Stream) -> anyhow::Result<Plan> {
 pub fn run(args: MirrorGlanceArgs) -> anyhow::Result<ExitCode> {
     args.log.init()?;
     let rt = crate::common::runtime()?;
-    let stream = rt.block_on(Stream::open(
+    let scope = simplestreams_mirror::sums::SizeScope {
+        filters: if args.filters.is_empty() {
+            FilterSet::parse(&DEFAULT_FILTERS)?
+        } else {
+            FilterSet::parse(&args.filters)?
+        },
+        max: args.max,
+    };
+    let stream = rt.block_on(Stream::open_with(
         &args.source,
         args.path.as_deref(),
         &args.mirrors,
         &args.http,
+        &args.sums,
+        &args.verify,
+        scope,
     ))?;
     let plan = validate(&args, &stream)?;
     rt.block_on(run_async(args, stream, plan))
@@ -452,8 +466,10 @@ mod tests {
     #[test]
     fn product_streams_need_a_url() {
         let parse = |extra: &[&str]| {
+            // --no-verify: the default keyring need not be installed where tests run.
             let mut argv = vec![
                 "sstream-mirror-glance",
+                "--no-verify",
                 "--cloud-name",
                 "c",
                 "--content-id",

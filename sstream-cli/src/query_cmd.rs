@@ -10,7 +10,7 @@ use clap::{ArgGroup, Parser};
 use simplestreams_core::{FilterSet, FlatItem};
 use simplestreams_mirror::query::Query;
 
-use crate::common::{join_url, HttpArgs, LogArgs, VerifyArgs};
+use crate::common::{join_url, HttpArgs, LogArgs, SumsArgs, VerifyArgs};
 use crate::pyfmt;
 use crate::source::Stream;
 
@@ -50,6 +50,9 @@ pub struct QueryArgs {
     /// Network flags.
     #[command(flatten)]
     pub http: HttpArgs,
+    /// Checksum-file directory flags.
+    #[command(flatten)]
+    pub sums: SumsArgs,
     /// Mirror URL (http(s)://, file:// or a directory), or the URL of an index or products file.
     #[arg(value_name = "MIRROR_URL")]
     pub mirror_url: String,
@@ -79,11 +82,18 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         Output::Repr
     };
     let rt = crate::common::runtime()?;
-    let stream = rt.block_on(Stream::open(
+    let scope = simplestreams_mirror::sums::SizeScope {
+        filters: filters.clone(),
+        max: args.max_items,
+    };
+    let stream = rt.block_on(Stream::open_with(
         &args.mirror_url,
         args.path.as_deref(),
         &[],
         &args.http,
+        &args.sums,
+        &args.verify,
+        scope,
     ))?;
     let reader = stream.reader(&args.verify, &args.http)?;
     let query = Query::new(filters, args.max_items);
