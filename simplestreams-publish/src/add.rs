@@ -7,7 +7,7 @@ use simplestreams_core::filetype::{self, FileType};
 use simplestreams_core::{ChecksumKind, Digests, Expected, Item, Map};
 
 use crate::error::{Error, Result};
-use crate::files::{copy_file, hash_file, peek, Peek};
+use crate::files::{copy_file, hash_file, peek, Peek, Tap};
 use crate::image::{ftype_for, path_extension, ImageSource, NewImage};
 use crate::repo::{register_item, ItemRef, Named, Repo};
 
@@ -96,15 +96,20 @@ impl Repo {
         let mut report = AddReport::default();
         let mut claimed: HashMap<ItemRef, String> = HashMap::new();
         for image in images {
-            report.images.push(self.add_one(image, &mut claimed).await?);
+            report
+                .images
+                .push(self.add_one(image, &mut claimed, None).await?);
         }
         Ok(report)
     }
 
-    async fn add_one(
+    /// Adds one image; `tap`, when given, is fed the file's bytes on the first pass that reads
+    /// them (see [`Tap`]).
+    pub(crate) async fn add_one(
         &mut self,
         mut image: NewImage,
         claimed: &mut HashMap<ItemRef, String>,
+        mut tap: Option<&mut Tap>,
     ) -> Result<AddedImage> {
         image.check_fields()?;
         let peeked = match &image.source {
@@ -129,7 +134,7 @@ impl Repo {
                     } else {
                         ChecksumKind::Md5
                     };
-                    let d = hash_file(path, &[kind], &image.expected).await?;
+                    let d = hash_file(path, &[kind], &image.expected, tap.as_deref_mut()).await?;
                     (d.size, d.sha256, d.md5)
                 }
                 ImageSource::Described => (
@@ -142,7 +147,6 @@ impl Repo {
                 size: existing.size,
                 sha256: existing.sha256.clone(),
                 md5: existing.md5.clone(),
-                owner: String::new(),
                 count: 1,
             };
             if held.same(size, sha256.as_deref(), md5.as_deref()) {
@@ -158,11 +162,12 @@ impl Repo {
                             md5: existing.md5.clone(),
                             sha512: None,
                         };
-                        copy_file(&self.store, &path, file, &[], &expected).await?;
+                        copy_file(&self.store, &path, file, &[], &expected, None).await?;
                         self.copied.push(path.clone());
                         outcome = AddOutcome::Restored;
                     }
                 }
+                self.set_level_fields(&placed.key, &image.product_fields, &image.version_fields);
                 return Ok(AddedImage {
                     content_id: placed.key.content_id.clone(),
                     product: placed.key.product.clone(),
@@ -213,12 +218,14 @@ impl Repo {
             ImageSource::File(file) => {
                 let mut hashed = None;
                 if image.placement.needs_sha256() {
-                    hashed = Some(hash_file(file, &kinds, &image.expected).await?);
+                    hashed =
+                        Some(hash_file(file, &kinds, &image.expected, tap.as_deref_mut()).await?);
                 }
                 let sha = hashed.as_ref().and_then(|d| d.sha256.clone());
                 let path = self.resolve_path(&image, &placed, sha.as_deref())?;
                 if self.named.contains_key(&path) && hashed.is_none() {
-                    hashed = Some(hash_file(file, &kinds, &image.expected).await?);
+                    hashed =
+                        Some(hash_file(file, &kinds, &image.expected, tap.as_deref_mut()).await?);
                 }
                 match hashed {
                     Some(d) if self.named.contains_key(&path) => {
@@ -232,13 +239,20 @@ impl Repo {
                             sha256: d.sha256.clone(),
                             ..Expected::default()
                         };
-                        copy_file(&self.store, &path, file, &[], &expected).await?;
+                        copy_file(&self.store, &path, file, &[], &expected, None).await?;
                         self.copied.push(path.clone());
                         (path, d, AddOutcome::Added)
                     }
                     None => {
-                        let d =
-                            copy_file(&self.store, &path, file, &kinds, &image.expected).await?;
+                        let d = copy_file(
+                            &self.store,
+                            &path,
+                            file,
+                            &kinds,
+                            &image.expected,
+                            tap,
+                        )
+                        .await?;
                         self.copied.push(path.clone());
                         (path, d, AddOutcome::Added)
                     }
@@ -290,7 +304,11 @@ impl Repo {
         self.check_new_content_id(&content_id)?;
         if let Some(file) = self.streams.get(&content_id) {
             let datatype = file.doc.datatype().unwrap_or("");
-            if !matches!(datatype, "image-downloads" | "content-download" | "") {
+            // An image that names the stream's datatype itself knows what it adds (MAAS lists
+            // its boot files in an `image-ids` stream).
+            let lists_files = matches!(datatype, "image-downloads" | "content-download" | "")
+                || image.datatype.as_deref() == Some(datatype);
+            if !lists_files {
                 return Err(Error::Invalid(format!(
                     "{content_id}: a stream of datatype {datatype:?} does not list files"
                 )));
@@ -372,7 +390,7 @@ impl Repo {
             Some(n) if !n.same(d.size, d.sha256.as_deref(), d.md5.as_deref()) => {
                 Err(Error::PathTaken {
                     path: path.to_string(),
-                    owner: n.owner.clone(),
+                    owner: self.owner_of(path),
                     file: label(),
                 })
             }
@@ -381,6 +399,7 @@ impl Repo {
     }
 
     fn insert_item(&mut self, image: NewImage, placed: &Placed, path: &str, d: &Digests) {
+        let (product_fields, version_fields) = (image.product_fields, image.version_fields);
         let mut fields: Map = image.fields;
         if let Some(f) = &placed.ftype {
             fields.insert("ftype".into(), Value::String(f.clone()));
@@ -417,15 +436,56 @@ impl Repo {
         version.items.insert(key.item.clone(), Item { fields });
         let doc = &self.streams[&key.content_id].doc;
         let item = &doc.products[&key.product].versions[&key.version].items[&key.item];
-        register_item(
-            &mut self.named,
-            &key.content_id,
-            doc,
-            &key.product,
-            &key.version,
-            &key.item,
-            item,
-            1,
-        );
+        register_item(&mut self.named, doc, &key.product, &key.version, item, 1);
+        self.set_level_fields(key, &product_fields, &version_fields);
+    }
+
+    /// Sets fields on the product and version of `key` themselves (see
+    /// [`NewImage::product_fields`]): a product value that changes is kept on the product's
+    /// other versions, and the version's own value of a product field is dropped.
+    pub(crate) fn set_level_fields(
+        &mut self,
+        key: &ItemRef,
+        product_fields: &Map,
+        version_fields: &Map,
+    ) {
+        if product_fields.is_empty() && version_fields.is_empty() {
+            return;
+        }
+        let Some(file) = self.streams.get_mut(&key.content_id) else {
+            return;
+        };
+        let Some(product) = file.doc.products.get_mut(&key.product) else {
+            return;
+        };
+        let mut changed = false;
+        for (k, v) in product_fields {
+            if product.fields.get(k) == Some(v) {
+                continue;
+            }
+            if let Some(old) = product.fields.get(k).cloned() {
+                for (vname, version) in product.versions.iter_mut() {
+                    if vname != &key.version && !version.fields.contains_key(k) {
+                        version.fields.insert(k.clone(), old.clone());
+                    }
+                }
+            }
+            product.fields.insert(k.clone(), v.clone());
+            changed = true;
+        }
+        if let Some(version) = product.versions.get_mut(&key.version) {
+            for k in product_fields.keys() {
+                changed |= version.fields.shift_remove(k).is_some();
+            }
+            for (k, v) in version_fields {
+                if version.fields.get(k) != Some(v) {
+                    version.fields.insert(k.clone(), v.clone());
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            file.changed = true;
+        }
     }
 }

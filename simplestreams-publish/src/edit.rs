@@ -213,17 +213,8 @@ impl Repo {
             .insert(version.to_string(), new_version);
         let doc = &self.streams[&to_cid].doc;
         let v = &doc.products[product].versions[version];
-        for (iname, item) in &v.items {
-            register_item(
-                &mut self.named,
-                &to_cid,
-                doc,
-                product,
-                version,
-                iname,
-                item,
-                1,
-            );
+        for item in v.items.values() {
+            register_item(&mut self.named, doc, product, version, item, 1);
         }
         Ok(report(false))
     }
@@ -283,17 +274,8 @@ impl Repo {
             .get(product)
             .and_then(|p| p.versions.get(version))
         {
-            for (iname, item) in &v.items {
-                register_item(
-                    &mut self.named,
-                    content_id,
-                    doc,
-                    product,
-                    version,
-                    iname,
-                    item,
-                    -1,
-                );
+            for item in v.items.values() {
+                register_item(&mut self.named, doc, product, version, item, -1);
             }
         }
         let Some(file) = self.streams.get_mut(content_id) else {

@@ -101,14 +101,73 @@ fn spawn_reader(path: PathBuf) -> tokio::sync::mpsc::Receiver<std::io::Result<By
     rx
 }
 
-/// One hashing thread per kind (at least one, checking the size), fed the same batches.
+/// A hash that also sees a file's bytes on the pass that reads the file anyway: LXD's combined
+/// fingerprints (the SHA-256 of the metadata tarball followed by the root file system) come
+/// without reading either file again. The state of the hash after one file seeds the tap of
+/// the next.
+#[derive(Debug, Default)]
+pub(crate) struct Tap {
+    /// The state the file's bytes are fed into; taken by the first read of the file.
+    pub start: Option<StreamVerifier>,
+    /// That state after the whole file.
+    pub end: Option<StreamVerifier>,
+}
+
+impl Tap {
+    /// A tap that continues from `state`.
+    pub fn seeded(state: StreamVerifier) -> Tap {
+        Tap {
+            start: Some(state),
+            end: None,
+        }
+    }
+
+    /// A tap starting a new SHA-256.
+    pub fn sha256() -> Tap {
+        Tap::seeded(
+            StreamVerifier::new("combined", Expected::default()).also_compute(ChecksumKind::Sha256),
+        )
+    }
+}
+
+/// A tap's hash on a thread of its own, fed the same batches as the file's own hashes; gives
+/// back its state (not finished) at the end.
+struct TapThread {
+    tx: tokio::sync::mpsc::Sender<Vec<Bytes>>,
+    done: tokio::task::JoinHandle<StreamVerifier>,
+}
+
+impl TapThread {
+    fn start(mut state: StreamVerifier) -> TapThread {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(2);
+        let done = tokio::task::spawn_blocking(move || {
+            while let Some(batch) = rx.blocking_recv() {
+                for chunk in batch {
+                    // Without an expected size, an update cannot fail.
+                    let _ = state.update(&chunk);
+                }
+            }
+            state
+        });
+        TapThread { tx, done }
+    }
+}
+
+/// One hashing thread per kind (at least one, checking the size), fed the same batches, and
+/// a tap when asked.
 struct Hashers {
     threads: Vec<(Option<ChecksumKind>, HashingThread)>,
+    tap: Option<TapThread>,
     batcher: Batcher,
 }
 
 impl Hashers {
-    fn start(label: &str, kinds: &[ChecksumKind], expected: &Expected) -> Hashers {
+    fn start(
+        label: &str,
+        kinds: &[ChecksumKind],
+        expected: &Expected,
+        tap: Option<StreamVerifier>,
+    ) -> Hashers {
         let size_only = Expected {
             size: expected.size,
             ..Expected::default()
@@ -128,6 +187,7 @@ impl Hashers {
         }
         Hashers {
             threads,
+            tap: tap.map(TapThread::start),
             batcher: Batcher::default(),
         }
     }
@@ -139,15 +199,32 @@ impl Hashers {
     }
 
     async fn send(&self, batch: Vec<Bytes>) {
+        if batch.is_empty() {
+            return;
+        }
+        if let Some(tap) = &self.tap {
+            let _ = tap.tx.send(batch.clone()).await;
+        }
         for (_, t) in &self.threads {
             // A thread that stopped early has its verdict ready for `finish`.
             t.send(batch.clone()).await;
         }
     }
 
-    async fn finish(mut self, file: &str) -> Result<Digests> {
+    /// The digests, and the tap's state when there is one.
+    async fn finish(mut self, file: &str) -> Result<(Digests, Option<StreamVerifier>)> {
         let rest = self.batcher.take();
         self.send(rest).await;
+        let tapped = match self.tap.take() {
+            Some(TapThread { tx, done }) => {
+                drop(tx);
+                Some(
+                    done.await
+                        .map_err(|e| Error::Invalid(format!("hashing task failed: {e}")))?,
+                )
+            }
+            None => None,
+        };
         let mut out = Digests::default();
         for (kind, thread) in self.threads {
             let digests = thread.finish().await?.map_err(|source| Error::Content {
@@ -164,38 +241,57 @@ impl Hashers {
                 }
             }
         }
-        Ok(out)
+        Ok((out, tapped))
     }
 }
 
-/// Hashes `path` (every kind in `kinds`), checking it against `expected`.
+/// Takes the starting state of a tap, if it has not been fed yet.
+fn tap_start(tap: &mut Option<&mut Tap>) -> Option<StreamVerifier> {
+    tap.as_mut().and_then(|t| t.start.take())
+}
+
+/// Gives a tap its end state.
+fn tap_end(tap: Option<&mut Tap>, end: Option<StreamVerifier>) {
+    if let (Some(t), Some(end)) = (tap, end) {
+        t.end = Some(end);
+    }
+}
+
+/// Hashes `path` (every kind in `kinds`), checking it against `expected`; feeds `tap` too
+/// when it has not been fed yet.
 pub(crate) async fn hash_file(
     path: &Path,
     kinds: &[ChecksumKind],
     expected: &Expected,
+    mut tap: Option<&mut Tap>,
 ) -> Result<Digests> {
     let label = path.display().to_string();
-    let mut hashers = Hashers::start(&label, &kinds_with(kinds, expected), expected);
+    let start = tap_start(&mut tap);
+    let mut hashers = Hashers::start(&label, &kinds_with(kinds, expected), expected, start);
     let mut chunks = spawn_reader(path.to_path_buf());
     while let Some(chunk) = chunks.recv().await {
         hashers.push(chunk.map_err(|e| Error::io(path, e))?).await;
     }
-    hashers.finish(&label).await
+    let (digests, end) = hashers.finish(&label).await?;
+    tap_end(tap, end);
+    Ok(digests)
 }
 
 /// Copies `path` into `store` at `dest`, hashing it on the way (every kind in `kinds`) and
 /// checking it against `expected`: the object is published only if the whole file was read
 /// and matched, so a file that changed since it was hashed, or a failed read, leaves nothing
-/// at `dest` (nor changes what was there).
+/// at `dest` (nor changes what was there). Feeds `tap` too when it has not been fed yet.
 pub(crate) async fn copy_file(
     store: &Arc<dyn Store>,
     dest: &str,
     path: &Path,
     kinds: &[ChecksumKind],
     expected: &Expected,
+    mut tap: Option<&mut Tap>,
 ) -> Result<Digests> {
     let label = path.display().to_string();
-    let mut hashers = Hashers::start(&label, &kinds_with(kinds, expected), expected);
+    let start = tap_start(&mut tap);
+    let mut hashers = Hashers::start(&label, &kinds_with(kinds, expected), expected, start);
     let (tx, rx) = tokio::sync::mpsc::channel::<simplestreams_mirror::Result<Bytes>>(4);
     let body = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
@@ -239,7 +335,10 @@ pub(crate) async fn copy_file(
     };
     let (put, produced) = tokio::join!(put, produce);
     match (put, produced) {
-        (Ok(_), Ok(digests)) => Ok(digests),
+        (Ok(_), Ok((digests, end))) => {
+            tap_end(tap, end);
+            Ok(digests)
+        }
         // The file's own failure (read error, mismatch) explains the store's abort.
         (_, Err(e @ (Error::Io { .. } | Error::Content { .. }))) => Err(e),
         (Err(e), _) => Err(e.into()),

@@ -193,6 +193,14 @@ pub struct NewImage {
     /// and product when every item there agrees (condensing); `label` and `pubname` stop at
     /// the version, where LXD and MAAS read them.
     pub fields: Map,
+    /// Fields set on the product itself, where clients that read the JSON literally (LXD,
+    /// Incus, MAAS 3.8) look for them: never condensed nor moved. A value that differs from
+    /// the product's is written on the product, and the product's older value is kept on its
+    /// other versions (their flattened fields do not change). Strings, numbers, booleans or
+    /// objects (LXD's `requirements`).
+    pub product_fields: Map,
+    /// Fields set on the version itself (`label`, `pubname`), likewise.
+    pub version_fields: Map,
     /// Where the file goes in the store.
     pub placement: Placement,
     /// Also record a `sha512`.
@@ -216,6 +224,8 @@ impl NewImage {
             ftype: None,
             infer_ftype: true,
             fields: Map::new(),
+            product_fields: Map::new(),
+            version_fields: Map::new(),
             placement: Placement::default(),
             sha512: false,
             expected: Expected::default(),
@@ -242,7 +252,12 @@ impl NewImage {
 
     /// Refuses reserved field names.
     pub(crate) fn check_fields(&self) -> Result<()> {
-        for key in self.fields.keys() {
+        let all = self
+            .fields
+            .keys()
+            .chain(self.product_fields.keys())
+            .chain(self.version_fields.keys());
+        for key in all {
             if RESERVED_FIELDS.contains(&key.as_str()) {
                 return Err(Error::Invalid(format!(
                     "{}: {key:?} cannot be given as a field ({})",
@@ -261,7 +276,12 @@ impl NewImage {
 
     /// The string value of field `key`, if given.
     pub(crate) fn field_str(&self, key: &str) -> Option<String> {
-        match self.fields.get(key)? {
+        let value = self
+            .fields
+            .get(key)
+            .or_else(|| self.version_fields.get(key))
+            .or_else(|| self.product_fields.get(key))?;
+        match value {
             Value::String(s) => Some(s.clone()),
             other => simplestreams_core::scalar_string(other).map(|c| c.into_owned()),
         }

@@ -34,6 +34,133 @@ pub fn read_json2streams(path: &Path, base: Option<&Path>) -> Result<Vec<NewImag
     parse_json2streams(&bytes, &path.display().to_string(), base)
 }
 
+/// The fields of a flat item this reads, by position in [`Flat::known`].
+const KNOWN: [&str; 9] = [
+    "content_id",
+    "product_name",
+    "version_name",
+    "item_name",
+    "path",
+    "ftype",
+    "md5",
+    "sha256",
+    "sha512",
+];
+
+/// One flat item as read: the known fields apart (their keys never allocated), the others
+/// in order. Built straight from the JSON, without an intermediate map.
+#[derive(Default)]
+struct Flat {
+    known: [Option<Value>; 9],
+    size: Option<Value>,
+    rest: Map,
+    /// Not a JSON object.
+    not_object: bool,
+}
+
+/// A key of a flat item.
+enum Key {
+    Known(usize),
+    Size,
+    ItemUrl,
+    Other(String),
+}
+
+impl<'de> serde::Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Key, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Key;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: serde::de::Error>(self, k: &str) -> std::result::Result<Key, E> {
+                Ok(match k {
+                    "size" => Key::Size,
+                    "item_url" => Key::ItemUrl,
+                    _ => match KNOWN.iter().position(|n| *n == k) {
+                        Some(i) => Key::Known(i),
+                        None => Key::Other(k.to_string()),
+                    },
+                })
+            }
+            fn visit_string<E: serde::de::Error>(self, k: String) -> std::result::Result<Key, E> {
+                match self.visit_str::<E>(&k)? {
+                    Key::Other(_) => Ok(Key::Other(k)),
+                    other => Ok(other),
+                }
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Flat {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Flat, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Flat;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an item (a JSON object)")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Flat, A::Error> {
+                let mut flat = Flat::default();
+                while let Some(key) = map.next_key::<Key>()? {
+                    match key {
+                        // A key given twice: the last wins, as in the reference.
+                        Key::Known(i) => flat.known[i] = Some(map.next_value()?),
+                        Key::Size => flat.size = Some(map.next_value()?),
+                        Key::ItemUrl => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                        Key::Other(k) => {
+                            let v: Value = map.next_value()?;
+                            flat.rest.insert(k, v);
+                        }
+                    }
+                }
+                Ok(flat)
+            }
+            // Anything else is refused by number, after the list is read.
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Flat, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Flat {
+                    not_object: true,
+                    ..Flat::default()
+                })
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> std::result::Result<Flat, E> {
+                Ok(Flat {
+                    not_object: true,
+                    ..Flat::default()
+                })
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> std::result::Result<Flat, E> {
+                self.visit_str("")
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> std::result::Result<Flat, E> {
+                self.visit_str("")
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> std::result::Result<Flat, E> {
+                self.visit_str("")
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> std::result::Result<Flat, E> {
+                self.visit_str("")
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<Flat, E> {
+                self.visit_str("")
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// Parses a flat item list (see the module); `name` names it in errors.
 pub fn parse_json2streams(bytes: &[u8], name: &str, base: &Path) -> Result<Vec<NewImage>> {
     let err = |line: usize, message: String| Error::Manifest {
@@ -41,7 +168,7 @@ pub fn parse_json2streams(bytes: &[u8], name: &str, base: &Path) -> Result<Vec<N
         line,
         message,
     };
-    let items: Vec<Value> = serde_json::from_slice(bytes)
+    let items: Vec<Flat> = serde_json::from_slice(bytes)
         .map_err(|e| err(e.line(), format!("not a JSON list of items: {e}")))?;
     let mut out = Vec::with_capacity(items.len());
     for (n, item) in items.into_iter().enumerate() {
@@ -51,33 +178,44 @@ pub fn parse_json2streams(bytes: &[u8], name: &str, base: &Path) -> Result<Vec<N
             line: n + 1,
             message,
         };
-        let Value::Object(mut fields) = item else {
+        if item.not_object {
             return Err(at("not an object".into()));
+        }
+        let Flat {
+            known, size, rest, ..
+        } = item;
+        let [content_id, product, version, item_name, path, ftype, md5, sha256, sha512] =
+            known.map(|v| v.map(as_string));
+        let text = |v: Option<std::result::Result<String, ()>>, key: &str| {
+            v.transpose()
+                .map_err(|()| at(format!("{key}: expected a string")))
         };
-        let take = |fields: &mut Map, key: &str| take_str(fields, key).map_err(at);
-        let required = |fields: &mut Map, key: &str| {
-            take_str(fields, key)
-                .map_err(at)?
+        let required = |v: Option<std::result::Result<String, ()>>, key: &str| {
+            text(v, key)?
                 .filter(|v| !v.is_empty())
                 .ok_or_else(|| at(format!("missing field `{key}`")))
         };
-        let content_id = required(&mut fields, "content_id")?;
-        let product = required(&mut fields, "product_name")?;
-        let version = required(&mut fields, "version_name")?;
-        let item_name = required(&mut fields, "item_name")?;
-        let path = required(&mut fields, "path")?;
-        take(&mut fields, "item_url")?;
-        let ftype = take(&mut fields, "ftype")?;
-        let size = match fields.shift_remove("size") {
+        let content_id = required(content_id, "content_id")?;
+        let product = required(product, "product_name")?;
+        let version = required(version, "version_name")?;
+        let item_name = required(item_name, "item_name")?;
+        let path = required(path, "path")?;
+        let ftype = text(ftype, "ftype")?;
+        let size = match size {
             None => None,
             Some(v) => Some(parse_size(&v).map_err(|m| at(format!("size: {m}")))?),
         };
-        let lower = |s: Option<String>| s.map(|s| s.to_ascii_lowercase());
+        let lower = |s: Option<String>| {
+            s.map(|mut s| {
+                s.make_ascii_lowercase();
+                s
+            })
+        };
         let expected = Expected {
             size,
-            md5: lower(take(&mut fields, "md5")?),
-            sha256: lower(take(&mut fields, "sha256")?),
-            sha512: lower(take(&mut fields, "sha512")?),
+            md5: lower(text(md5, "md5")?),
+            sha256: lower(text(sha256, "sha256")?),
+            sha512: lower(text(sha512, "sha512")?),
         };
         let local = base.join(&path);
         let source = if local.is_file() {
@@ -102,21 +240,20 @@ pub fn parse_json2streams(bytes: &[u8], name: &str, base: &Path) -> Result<Vec<N
         image.placement = Placement::Exact(path);
         image.expected = expected;
         image.sha512 = sha512;
-        image.fields = std::mem::replace(&mut fields, Map::new());
+        image.fields = rest;
         image.check_fields().map_err(|e| at(e.to_string()))?;
         out.push(image);
     }
     Ok(out)
 }
 
-/// Takes a scalar field as a string.
-fn take_str(fields: &mut Map, key: &str) -> std::result::Result<Option<String>, String> {
-    match fields.shift_remove(key) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => simplestreams_core::scalar_string(&other)
-            .map(|s| Some(s.into_owned()))
-            .ok_or_else(|| format!("{key}: expected a string")),
+/// A scalar field as a string.
+fn as_string(value: Value) -> std::result::Result<String, ()> {
+    match value {
+        Value::String(s) => Ok(s),
+        other => simplestreams_core::scalar_string(&other)
+            .map(|s| s.into_owned())
+            .ok_or(()),
     }
 }
 

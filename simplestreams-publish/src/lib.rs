@@ -56,7 +56,10 @@ mod error;
 mod files;
 pub mod image;
 pub mod json2streams;
+pub mod juju;
 pub mod layout;
+pub mod lxd;
+pub mod maas;
 pub mod manifest;
 mod repo;
 pub mod time;
@@ -67,6 +70,10 @@ pub use edit::PromoteReport;
 pub use error::{Error, Result};
 pub use image::{default_content_id, ImageSource, NewImage, Placement};
 pub use json2streams::{parse_json2streams, read_json2streams};
-pub use manifest::{parse_manifest, read_manifest};
+pub use lxd::{LxdAddReport, LxdFingerprint, LxdImage, LxdRoot};
+pub use maas::{MaasImage, MaasKind};
+pub use manifest::{
+    parse_manifest, parse_manifest_images, read_manifest, read_manifest_images, ManifestImage,
+};
 pub use repo::{lock_path, CommitReport, Repo, RepoOptions, VersionRef, INDEX_PATH};
 pub use validate::{validate, validate_store, Problem, Report};

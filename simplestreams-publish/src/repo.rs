@@ -59,8 +59,6 @@ pub(crate) struct Named {
     pub size: Option<u64>,
     pub sha256: Option<String>,
     pub md5: Option<String>,
-    /// The first item naming it, for messages.
-    pub owner: String,
     /// How many items name it.
     pub count: usize,
 }
@@ -297,7 +295,7 @@ impl Repo {
                 raw,
                 changed: false,
             };
-            register_all(&mut self.named, content_id, &file.doc, 1);
+            register_all(&mut self.named, &file.doc, 1);
             self.streams.insert(content_id.clone(), file);
         }
         self.named_at_open = self.named.keys().cloned().collect();
@@ -491,7 +489,8 @@ impl Repo {
             } else {
                 file.doc.to_vec_pretty()
             };
-            if publisher.document(&file.path, &bytes).await? {
+            // A products document (made here, or read and parsed as one): not parsed again.
+            if publisher.products(&file.path, bytes).await? {
                 report.published.push(file.path.clone());
             }
         }
@@ -544,7 +543,30 @@ impl Repo {
         if let Some(lock) = self.lock.take() {
             lock.release().await;
         }
+        self.free_in_background();
         Ok(report)
+    }
+
+    /// Frees the metadata of a large repository on a thread of its own: tens of thousands of
+    /// small maps take longer to free than to publish, and the caller need not wait (a
+    /// command that exits right after does not).
+    fn free_in_background(&mut self) {
+        const LARGE: usize = 2_000;
+        if self.named.len() < LARGE {
+            return;
+        }
+        let big = (
+            std::mem::take(&mut self.streams),
+            std::mem::take(&mut self.named),
+            std::mem::take(&mut self.named_at_open),
+            self.index.take(),
+        );
+        if let Err(e) = std::thread::Builder::new()
+            .name("free-metadata".into())
+            .spawn(move || drop(big))
+        {
+            tracing::debug!("cannot free the metadata in the background: {e}");
+        }
     }
 
     /// Gives up the changes: deletes the files this session copied that the published
@@ -572,6 +594,24 @@ impl Repo {
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The first item naming `path`, for messages (`CONTENT_ID PRODUCT VERSION ITEM`).
+    pub(crate) fn owner_of(&self, path: &str) -> String {
+        for (cid, file) in &self.streams {
+            let doc = &file.doc;
+            for (pname, p) in &doc.products {
+                for (vname, v) in &p.versions {
+                    for iname in v.items.keys() {
+                        let view = ItemView::of(doc, pname, vname, iname);
+                        if view.is_some_and(|v| v.path.as_deref() == Some(path)) {
+                            return format!("{cid} {pname} {vname} {iname}");
+                        }
+                    }
+                }
+            }
+        }
+        "(an item)".into()
     }
 
     /// The item at `content_id product version item`, with its effective fields.
@@ -646,44 +686,35 @@ impl ItemView {
 }
 
 /// Counts (`delta` = 1) or uncounts (`-1`) the paths the items of `doc` name.
-pub(crate) fn register_all(
-    named: &mut HashMap<String, Named>,
-    content_id: &str,
-    doc: &Products,
-    delta: isize,
-) {
+pub(crate) fn register_all(named: &mut HashMap<String, Named>, doc: &Products, delta: isize) {
     for (pname, p) in &doc.products {
         for (vname, v) in &p.versions {
-            for (iname, i) in &v.items {
-                register_item(named, content_id, doc, pname, vname, iname, i, delta);
+            for i in v.items.values() {
+                register_item(named, doc, pname, vname, i, delta);
             }
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn register_item(
     named: &mut HashMap<String, Named>,
-    content_id: &str,
     doc: &Products,
     product: &str,
     version: &str,
-    item_name: &str,
     item: &Item,
     delta: isize,
 ) {
     let p = &doc.products[product];
     let v = &p.versions[version];
     let view = ItemView::from_levels(&[&item.fields, &v.fields, &p.fields, &doc.fields]);
-    let Some(path) = view.path.clone() else {
+    let Some(path) = view.path else {
         return;
     };
     if delta > 0 {
         let entry = named.entry(path).or_insert_with(|| Named {
             size: view.size,
-            sha256: view.sha256.clone(),
-            md5: view.md5.clone(),
-            owner: format!("{content_id} {product} {version} {item_name}"),
+            sha256: view.sha256,
+            md5: view.md5,
             count: 0,
         });
         entry.count += 1;

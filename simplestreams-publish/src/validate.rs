@@ -17,7 +17,17 @@
 //! - signatures: every `.sjson` and `.json.gpg` present verifies, and an `.sjson` says
 //!   what its `.json` says; with a keyring, against it, and every document must be signed;
 //!   without, against the key published beside the stream (`streams/v1/signing-key.asc`),
-//!   which shows they are intact, not who made them.
+//!   which shows they are intact, not who made them;
+//! - LXD and Incus images (versions with an `lxd.tar.xz` or `incus.tar.xz` item), as LXD reads
+//!   them, literally: an `image-downloads` index entry, a product `arch` LXD knows, version
+//!   names starting with a date, `ftype`, `path`, `sha256` and `size` on the items
+//!   themselves, a `combined_*` fingerprint on the metadata item for every root file system,
+//!   and that fingerprint equal to the SHA-256 of the metadata tarball followed by the root
+//!   file system (computed while each file is hashed anyway);
+//! - MAAS boot resources (`image-ids` products files whose items have a `path`), as MAAS
+//!   reads them: the product fields MAAS 3.8 requires on the product, the items a boot or
+//!   custom image needs (`manifest` included), `:v3:` in the name of a boot product, `updated`
+//!   on every document.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
@@ -33,13 +43,15 @@ use simplestreams_core::{
     detached_path, for_each_flat_item, index_for, json_path, sjson_path, ChecksumKind, Expected,
     Index, Products, StreamVerifier, INDEX_FORMAT, PRODUCTS_FORMAT,
 };
-use simplestreams_mirror::hashing::{Batcher, HashingThread};
+use simplestreams_mirror::hashing::Batcher;
 use simplestreams_mirror::{
     check_mirror_path, GetOptions, GetResult, MetadataReader, SignaturePolicy, Source, Store,
     StoreSource, PUBLIC_KEY_PATH,
 };
 
 use crate::error::Result;
+use crate::lxd::{combined_fields, is_lxd_version_name, lxd_architecture, INCUS_META, LXD_META};
+use crate::maas::{has_v3, CUSTOM_ROOT_FTYPES, MAAS_FTYPES};
 use crate::repo::INDEX_PATH;
 
 /// One problem.
@@ -151,6 +163,15 @@ struct Named {
     field: String,
 }
 
+/// An LXD fingerprint to check: `meta` followed by `root` must hash to `expected`.
+struct Combined {
+    meta: String,
+    root: String,
+    expected: String,
+    file: String,
+    field: String,
+}
+
 impl Validator {
     async fn read(&self, path: &str) -> Result<Option<simplestreams_mirror::MetadataFile>> {
         match self.reader.read(path).await {
@@ -189,6 +210,7 @@ impl Validator {
         };
         self.check_updated(&index_doc.file, "updated", index.updated());
         let mut named: BTreeMap<String, Named> = BTreeMap::new();
+        let mut combined: Vec<Combined> = Vec::new();
         for (cid, entry) in &index.index {
             let at = |k: &str| Some(format!("index.{cid}.{k}"));
             let Some(format) = entry.format() else {
@@ -275,9 +297,18 @@ impl Validator {
                 entry.fields.get("products"),
                 &products,
             );
-            self.check_items(&doc.file, &products, &mut named);
+            self.check_items(&doc.file, &products, entry.get_str("datatype"), &mut named);
+            self.check_lxd(
+                &doc.file,
+                &index_doc.file,
+                cid,
+                entry,
+                &products,
+                &mut combined,
+            );
+            self.check_maas(&doc.file, &index_doc.file, cid, entry, &products);
         }
-        self.check_files(named).await?;
+        self.check_files(named, combined).await?;
         Ok(())
     }
 
@@ -393,8 +424,15 @@ impl Validator {
         }
     }
 
-    fn check_items(&mut self, file: &str, doc: &Products, named: &mut BTreeMap<String, Named>) {
-        let datatype = doc.datatype().unwrap_or("").to_string();
+    /// `index_datatype`: the index entry's, for a products file without one (Juju's).
+    fn check_items(
+        &mut self,
+        file: &str,
+        doc: &Products,
+        index_datatype: Option<&str>,
+        named: &mut BTreeMap<String, Named>,
+    ) {
+        let datatype = doc.datatype().or(index_datatype).unwrap_or("").to_string();
         let report = &mut self.report;
         for_each_flat_item(doc, |id, _, flat| {
             report.items += 1;
@@ -408,7 +446,8 @@ impl Validator {
                     report.problem(file, Some(format!("{field}.{k}")), "missing");
                 }
             };
-            if datatype == "image-ids" {
+            // MAAS's boot resources are files in an image-ids stream.
+            if datatype == "image-ids" && get("path").is_none() {
                 for k in ["id", "region", "endpoint"] {
                     missing(k, report);
                 }
@@ -476,11 +515,31 @@ impl Validator {
         });
     }
 
-    /// Hashes every file named.
-    async fn check_files(&mut self, named: BTreeMap<String, Named>) -> Result<()> {
-        for (path, n) in named {
+    /// Hashes every file named, and checks LXD's fingerprints on the way: the metadata
+    /// tarballs first, their hash states then seeding the hashes of the root file systems.
+    async fn check_files(
+        &mut self,
+        named: BTreeMap<String, Named>,
+        combined: Vec<Combined>,
+    ) -> Result<()> {
+        let metas: HashSet<&str> = combined.iter().map(|c| c.meta.as_str()).collect();
+        let (first, rest): (Vec<_>, Vec<_>) = named
+            .iter()
+            .partition(|(path, _)| metas.contains(path.as_str()));
+        let mut states: BTreeMap<String, StreamVerifier> = BTreeMap::new();
+        for (path, n) in first.into_iter().chain(rest) {
+            let jobs: Vec<&Combined> = combined.iter().filter(|c| &c.root == path).collect();
+            let mut taps: Vec<StreamVerifier> = Vec::new();
+            if metas.contains(path.as_str()) {
+                taps.push(sha256_state());
+            }
+            let seeded: Vec<&Combined> = jobs
+                .into_iter()
+                .filter(|c| states.contains_key(&c.meta))
+                .collect();
+            taps.extend(seeded.iter().map(|c| states[&c.meta].clone()));
             let field = Some(n.field.clone());
-            let found = self.source.get(&path, GetOptions::default()).await;
+            let found = self.source.get(path, GetOptions::default()).await;
             let body = match found {
                 Ok(GetResult::Found { body, .. }) => body,
                 Ok(GetResult::NotModified) => continue,
@@ -494,41 +553,418 @@ impl Validator {
                     continue;
                 }
             };
-            let verdict = hash(body, &path, n.expected).await?;
+            let (verdict, mut taps) = hash(body, path, n.expected.clone(), taps).await?;
             self.report.files += 1;
             match verdict {
                 Ok(size) => self.report.bytes += size,
-                Err(e) => self.report.problem(&n.file, field, e),
+                Err(e) => {
+                    self.report.problem(&n.file, field, e);
+                    continue;
+                }
+            }
+            if metas.contains(path.as_str()) && !taps.is_empty() {
+                states.insert(path.clone(), taps.remove(0));
+            }
+            for (job, tap) in seeded.into_iter().zip(taps) {
+                let actual = tap.finish().ok().and_then(|d| d.sha256).unwrap_or_default();
+                if !actual.eq_ignore_ascii_case(&job.expected) {
+                    self.report.problem(
+                        &job.file,
+                        Some(job.field.clone()),
+                        format!(
+                            "{} is not the SHA-256 of {} followed by {} ({actual}): LXD 6.8 \
+                             and later refuse the image, older LXD give it a wrong fingerprint",
+                            job.expected, job.meta, job.root
+                        ),
+                    );
+                }
             }
         }
         Ok(())
     }
+
+    /// LXD's reading of a products file (see the module): only versions with a metadata item.
+    fn check_lxd(
+        &mut self,
+        file: &str,
+        index_file: &str,
+        cid: &str,
+        entry: &simplestreams_core::IndexEntry,
+        doc: &Products,
+        combined: &mut Vec<Combined>,
+    ) {
+        let is_meta = |i: &simplestreams_core::Item| {
+            matches!(
+                i.fields.get("ftype").and_then(Value::as_str),
+                Some(LXD_META | INCUS_META)
+            )
+        };
+        let mut lxd = false;
+        for (pname, product) in &doc.products {
+            if !product
+                .versions
+                .values()
+                .any(|v| v.items.values().any(is_meta))
+            {
+                continue;
+            }
+            lxd = true;
+            let at = |k: &str| Some(format!("products.{pname}.{k}"));
+            let literal = |k: &str| product.fields.get(k).and_then(Value::as_str);
+            match literal("arch") {
+                None => self.report.problem(
+                    file,
+                    at("arch"),
+                    "missing on the product, where LXD reads it (LXD skips the product)",
+                ),
+                Some(a) if lxd_architecture(a).is_none() => self.report.problem(
+                    file,
+                    at("arch"),
+                    format!("{a:?} is not an architecture LXD knows (LXD skips the product)"),
+                ),
+                Some(_) => {}
+            }
+            for k in ["os", "release", "release_title"] {
+                if literal(k).is_none() {
+                    self.report.notes.push(format!(
+                        "{file}: products.{pname}.{k}: missing on the product, where LXD reads \
+                         it (its image description lacks it)"
+                    ));
+                }
+            }
+            if let Some(aliases) = literal("aliases") {
+                for a in aliases.split(',') {
+                    if a.is_empty() || a.trim() != a {
+                        self.report.problem(
+                            file,
+                            at("aliases"),
+                            format!("alias {a:?}: LXD splits at commas and keeps spaces"),
+                        );
+                    }
+                }
+            }
+            for (vname, version) in &product.versions {
+                let metas: Vec<(&String, &simplestreams_core::Item)> =
+                    version.items.iter().filter(|(_, i)| is_meta(i)).collect();
+                if metas.is_empty() {
+                    continue;
+                }
+                let vat = |k: &str| format!("products.{pname}.versions.{vname}.{k}");
+                if !is_lxd_version_name(vname) {
+                    self.report.problem(
+                        file,
+                        Some(format!("products.{pname}.versions.{vname}")),
+                        "LXD skips a version whose name does not start with a date (YYYYMMDD)",
+                    );
+                }
+                let roots: Vec<(&String, &simplestreams_core::Item, &str)> = version
+                    .items
+                    .iter()
+                    .filter_map(|(n, i)| {
+                        let f = i.fields.get("ftype").and_then(Value::as_str)?;
+                        combined_fields(f).map(|_| (n, i, f))
+                    })
+                    .collect();
+                if roots.is_empty() {
+                    self.report.problem(
+                        file,
+                        Some(vat("items")),
+                        "a metadata item without a root file system (squashfs, disk-kvm.img, \
+                         root.tar.xz): LXD makes no image of it",
+                    );
+                }
+                for (iname, item) in metas
+                    .iter()
+                    .copied()
+                    .chain(roots.iter().map(|(n, i, _)| (*n, *i)))
+                {
+                    for k in ["ftype", "path", "sha256", "size"] {
+                        if !item.fields.contains_key(k) {
+                            self.report.problem(
+                                file,
+                                Some(vat(&format!("items.{iname}.{k}"))),
+                                "missing on the item, where LXD reads it (LXD reads no \
+                                 inherited field)",
+                            );
+                        }
+                    }
+                }
+                for (mname, meta) in &metas {
+                    let Some(meta_path) = meta.fields.get("path").and_then(Value::as_str) else {
+                        continue;
+                    };
+                    for (_, root, ftype) in &roots {
+                        let field = combined_fields(ftype).and_then(|f| f.first()).copied();
+                        let Some(field) = field else { continue };
+                        let value = meta.fields.get(field).and_then(Value::as_str);
+                        // LXD reads combined_sha256 when combined_rootxz_sha256 is empty.
+                        let value = match value {
+                            Some(v) if !v.is_empty() => Some(v),
+                            _ if *ftype == "root.tar.xz" => {
+                                meta.fields.get("combined_sha256").and_then(Value::as_str)
+                            }
+                            other => other,
+                        };
+                        let at = vat(&format!("items.{mname}.{field}"));
+                        match value {
+                            None | Some("") => self.report.problem(
+                                file,
+                                Some(at),
+                                format!(
+                                    "missing: LXD finds no fingerprint for the {ftype} image \
+                                     and skips it"
+                                ),
+                            ),
+                            Some(v)
+                                if v.len() != 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()) =>
+                            {
+                                self.report.problem(
+                                    file,
+                                    Some(at),
+                                    format!("{v:?} is not a sha256 (hex, 64 digits)"),
+                                )
+                            }
+                            Some(v) => {
+                                if let Some(root_path) =
+                                    root.fields.get("path").and_then(Value::as_str)
+                                {
+                                    combined.push(Combined {
+                                        meta: meta_path.to_string(),
+                                        root: root_path.to_string(),
+                                        expected: v.to_ascii_lowercase(),
+                                        file: file.to_string(),
+                                        field: at,
+                                    });
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if lxd {
+            if entry.get_str("datatype") != Some("image-downloads") {
+                self.report.problem(
+                    index_file,
+                    Some(format!("index.{cid}.datatype")),
+                    "LXD and Incus read only entries of datatype image-downloads",
+                );
+            }
+            if doc.datatype() != Some("image-downloads") {
+                self.report.problem(
+                    file,
+                    Some("datatype".into()),
+                    "LXD and Incus read only products files of datatype image-downloads",
+                );
+            }
+        }
+    }
+
+    /// MAAS's reading of a products file of boot resources (see the module).
+    fn check_maas(
+        &mut self,
+        file: &str,
+        index_file: &str,
+        cid: &str,
+        entry: &simplestreams_core::IndexEntry,
+        doc: &Products,
+    ) {
+        if doc.datatype() != Some("image-ids") {
+            return;
+        }
+        let has_files = doc.products.values().any(|p| {
+            p.versions
+                .values()
+                .any(|v| v.items.values().any(|i| i.fields.contains_key("path")))
+        });
+        if !has_files {
+            return;
+        }
+        if entry.get_str("updated").is_none() {
+            self.report.problem(
+                index_file,
+                Some(format!("index.{cid}.updated")),
+                "missing (MAAS 3.8 refuses an index entry without it)",
+            );
+        }
+        if doc.updated().is_none() {
+            self.report.problem(
+                file,
+                Some("updated".into()),
+                "missing (MAAS 3.8 refuses a products file without it)",
+            );
+        }
+        for (pname, product) in &doc.products {
+            let at = |k: &str| Some(format!("products.{pname}.{k}"));
+            for k in [
+                "arch",
+                "label",
+                "os",
+                "release",
+                "release_title",
+                "subarch",
+                "subarches",
+                "version",
+            ] {
+                if !product.fields.get(k).is_some_and(Value::is_string) {
+                    self.report.problem(
+                        file,
+                        at(k),
+                        "missing on the product, where MAAS 3.8 reads it (older MAAS fail \
+                         without arch, release, label or os)",
+                    );
+                }
+            }
+            if let Some(eol) = product.fields.get("support_eol").and_then(Value::as_str) {
+                if chrono::NaiveDate::parse_from_str(eol, "%Y-%m-%d").is_err() {
+                    self.report.problem(
+                        file,
+                        at("support_eol"),
+                        format!("{eol:?} is not a date, YYYY-MM-DD"),
+                    );
+                }
+            }
+            for (vname, version) in &product.versions {
+                let vat = |k: &str| Some(format!("products.{pname}.versions.{vname}.{k}"));
+                let has = |k: &str| version.items.contains_key(k);
+                let boot = has("boot-kernel") || has("boot-initrd");
+                if boot {
+                    if !has_v3(pname) {
+                        self.report.problem(
+                            file,
+                            Some(format!("products.{pname}")),
+                            "MAAS imports a boot image only from a product whose name has :v3:",
+                        );
+                    }
+                    for k in ["boot-kernel", "boot-initrd", "manifest"] {
+                        if !has(k) {
+                            self.report.problem(
+                                file,
+                                vat(&format!("items.{k}")),
+                                "missing: MAAS 3.8 refuses a boot image without it",
+                            );
+                        }
+                    }
+                    if !has("squashfs") && !has("root-image.gz") {
+                        self.report.problem(
+                            file,
+                            vat("items.squashfs"),
+                            "missing: a boot image needs squashfs (or root-image.gz)",
+                        );
+                    }
+                } else {
+                    let roots: Vec<&String> = version
+                        .items
+                        .keys()
+                        .filter(|k| CUSTOM_ROOT_FTYPES.contains(&k.as_str()))
+                        .collect();
+                    if roots.is_empty() {
+                        self.report.problem(
+                            file,
+                            vat("items"),
+                            "neither a boot image (boot-kernel, boot-initrd, squashfs) nor a \
+                             custom one (root-tgz, root-dd)",
+                        );
+                    } else if !has("root-tgz") {
+                        self.report.notes.push(format!(
+                            "{file}: products.{pname}.versions.{vname}: MAAS 3.8 reads single-file \
+                             images only as root-tgz"
+                        ));
+                    }
+                    if !has("manifest") {
+                        self.report.problem(
+                            file,
+                            vat("items.manifest"),
+                            "missing: MAAS 3.8 refuses an image without it",
+                        );
+                    }
+                }
+                for (iname, item) in &version.items {
+                    for k in ["ftype", "path", "sha256", "size"] {
+                        if !item.fields.contains_key(k) {
+                            self.report.problem(
+                                file,
+                                vat(&format!("items.{iname}.{k}")),
+                                "missing on the item, where MAAS 3.8 reads it",
+                            );
+                        }
+                    }
+                    if let Some(f) = item.fields.get("ftype").and_then(Value::as_str) {
+                        if !MAAS_FTYPES.contains(&f) {
+                            self.report.notes.push(format!(
+                                "{file}: products.{pname}.versions.{vname}.items.{iname}: MAAS \
+                                 skips ftype {f:?}"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
-/// Streams a body through a verifier: the bytes hashed, or what failed.
+/// A new SHA-256 state.
+fn sha256_state() -> StreamVerifier {
+    StreamVerifier::new("combined", Expected::default()).also_compute(ChecksumKind::Sha256)
+}
+
+/// Streams a body through a verifier and taps, on a thread of their own: the bytes hashed (or
+/// what failed), and the taps' states after them.
 async fn hash(
     mut body: simplestreams_mirror::ByteStream,
     path: &str,
     expected: Expected,
-) -> Result<std::result::Result<u64, String>> {
-    let thread = HashingThread::start(StreamVerifier::new(path, expected));
+    taps: Vec<StreamVerifier>,
+) -> Result<(std::result::Result<u64, String>, Vec<StreamVerifier>)> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(2);
+    let mut verifier = StreamVerifier::new(path, expected);
+    let thread = tokio::task::spawn_blocking(move || {
+        let mut taps = taps;
+        let mut failed = None;
+        while let Some(batch) = rx.blocking_recv() {
+            for chunk in batch {
+                if failed.is_none() {
+                    if let Err(e) = verifier.update(&chunk) {
+                        failed = Some(e);
+                    }
+                }
+                for t in &mut taps {
+                    let _ = t.update(&chunk);
+                }
+            }
+        }
+        let verdict = match failed {
+            Some(e) => Err(e.to_string()),
+            None => verifier.finish().map(|d| d.size).map_err(|e| e.to_string()),
+        };
+        (verdict, taps)
+    });
     let mut batcher = Batcher::default();
+    let mut read_error = None;
     while let Some(chunk) = body.next().await {
         match chunk {
             Ok(c) => {
                 if let Some(batch) = batcher.push(c) {
-                    thread.send(batch).await;
+                    if tx.send(batch).await.is_err() {
+                        break;
+                    }
                 }
             }
-            Err(e) => return Ok(Err(format!("{path}: {e}"))),
+            Err(e) => {
+                read_error = Some(format!("{path}: {e}"));
+                break;
+            }
         }
     }
-    thread.send(batcher.take()).await;
-    Ok(thread
-        .finish()
-        .await?
-        .map(|d| d.size)
-        .map_err(|e| e.to_string()))
+    let _ = tx.send(batcher.take()).await;
+    drop(tx);
+    let (verdict, taps) = thread
+        .await
+        .map_err(|e| crate::Error::Invalid(format!("hashing task failed: {e}")))?;
+    Ok(match read_error {
+        Some(e) => (Err(e), Vec::new()),
+        None => (verdict, taps),
+    })
 }
 
 fn same_content(a: &Expected, b: &Expected) -> bool {

@@ -11,9 +11,12 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 use serde_json::Value;
 use simplestreams_mirror::{load_keyrings, split_entry};
+use simplestreams_publish::lxd::combined_fields;
+use simplestreams_publish::maas::MAAS_FTYPES;
 use simplestreams_publish::{
-    read_json2streams, read_manifest, validate, AddOutcome, CommitReport, NewImage, Placement,
-    Repo, RepoOptions, VersionRef,
+    read_json2streams, read_manifest_images, validate, AddOutcome, AddReport, CommitReport,
+    LxdImage, LxdRoot, MaasImage, ManifestImage, NewImage, Placement, Repo, RepoOptions,
+    VersionRef,
 };
 
 use crate::common::{human, load_signing_key, runtime, HttpArgs};
@@ -174,6 +177,236 @@ impl ImageArgs {
     }
 }
 
+/// The flavour flags of `sstream add`: LXD/Incus images and MAAS boot resources.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Flavours")]
+pub struct FlavourArgs {
+    /// Publish an LXD image: this is its metadata tarball (lxd.tar.xz), the FILE arguments
+    /// are its root file systems (a squashfs: a container; a qcow2 disk-kvm.img: a virtual
+    /// machine; a root.tar.xz), told apart by content or given as FTYPE=FILE. The product is
+    /// OS:RELEASE:VARIANT:ARCH, the version YYYYMMDD_HHMM (the tarball's modification time),
+    /// the fingerprints (combined_*_sha256: sha256 of the tarball followed by the root file
+    /// system) go on the metadata item; fields sit where LXD reads them, never condensed.
+    /// Needs --os, --release and --arch.
+    #[arg(long, value_name = "META.tar.xz", conflicts_with_all = ["manifest", "from_json2streams", "maas"])]
+    pub lxd: Option<PathBuf>,
+    /// With --lxd: also publish the metadata as an incus.tar.xz item (the same file), which
+    /// Incus reads (LXD reads only lxd.tar.xz).
+    #[arg(long, requires = "lxd")]
+    pub incus: bool,
+    /// Publish a MAAS boot resource: the FILE arguments are FTYPE=FILE, boot-kernel=,
+    /// boot-initrd=, squashfs= and manifest= for a boot image (product
+    /// PREFIX:v3:boot:VERSION:ARCH:SUBARCH), or root-tgz= (or root-dd=) and manifest= for a
+    /// custom image (os custom, product PREFIX:OS-bases:RELEASE:ARCH). Stream `stable` by
+    /// default, content id PREFIX:STREAM:v3:download, datatype image-ids, as images.maas.io.
+    /// Needs --release and --arch.
+    #[arg(long, conflicts_with_all = ["manifest", "from_json2streams"])]
+    pub maas: bool,
+    /// LXD: the `variant` (default: default).
+    #[arg(long)]
+    pub variant: Option<String>,
+    /// LXD, MAAS: the `release_title` ("24.04 LTS"; default: the release (LXD), the version
+    /// (MAAS)).
+    #[arg(long, value_name = "TITLE")]
+    pub release_title: Option<String>,
+    /// LXD: a `requirements` entry, KEY=VALUE (secureboot=false, nesting=true, cgroup=v1).
+    /// Repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub requirement: Vec<String>,
+    /// MAAS: the `subarch` (default: ga-VERSION for a boot image, generic for a custom one).
+    #[arg(long)]
+    pub subarch: Option<String>,
+    /// MAAS: the `subarches` the kernel boots, comma-separated (default: generic,SUBARCH).
+    #[arg(long)]
+    pub subarches: Option<String>,
+    /// MAAS: the kernel flavour, `kflavor` (default: generic).
+    #[arg(long)]
+    pub kflavor: Option<String>,
+    /// MAAS: the kernel's release, `krel` (default: the release).
+    #[arg(long)]
+    pub krel: Option<String>,
+    /// MAAS: the `release_codename` ("Noble Numbat"; default: the release).
+    #[arg(long, value_name = "NAME")]
+    pub release_codename: Option<String>,
+    /// MAAS: the `support_eol`, YYYY-MM-DD.
+    #[arg(long, value_name = "DATE")]
+    pub support_eol: Option<String>,
+    /// MAAS: the kernel's package (`kpackage` on the boot-kernel item).
+    #[arg(long, value_name = "PACKAGE")]
+    pub kpackage: Option<String>,
+    /// MAAS: the first part of content and product ids (default: images).
+    #[arg(long, value_name = "PREFIX")]
+    pub content_prefix: Option<String>,
+}
+
+impl FlavourArgs {
+    fn is_empty(&self) -> bool {
+        self.lxd.is_none()
+            && !self.maas
+            && [
+                &self.variant,
+                &self.release_title,
+                &self.subarch,
+                &self.subarches,
+                &self.kflavor,
+                &self.krel,
+                &self.release_codename,
+                &self.support_eol,
+                &self.kpackage,
+                &self.content_prefix,
+            ]
+            .iter()
+            .all(|o| o.is_none())
+            && self.requirement.is_empty()
+    }
+}
+
+/// `FTYPE=FILE`, when the argument has that form with a known ftype.
+fn ftype_file(arg: &Path, known: impl Fn(&str) -> bool) -> Option<(String, PathBuf)> {
+    let text = arg.to_str()?;
+    let (ftype, file) = text.split_once('=')?;
+    (known(ftype) && !file.is_empty()).then(|| (ftype.to_string(), PathBuf::from(file)))
+}
+
+/// Fields given as --field, as a map.
+fn field_map(fields: &[String]) -> anyhow::Result<simplestreams_core::Map> {
+    let mut out = simplestreams_core::Map::new();
+    for kv in fields {
+        let Some((k, v)) = kv.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+            bail!("{kv:?}: expected KEY=VALUE");
+        };
+        out.insert(k.into(), Value::String(v.into()));
+    }
+    Ok(out)
+}
+
+impl AddArgs {
+    /// The image flags that make no sense for a flavour.
+    fn refuse_item_flags(&self, flavour: &str) -> anyhow::Result<()> {
+        if self.image.ftype.is_some() || self.image.item.is_some() {
+            bail!("--ftype and --item do not apply to --{flavour}: items are named by their ftype");
+        }
+        Ok(())
+    }
+
+    fn lxd_image(&self, meta: &Path) -> anyhow::Result<LxdImage> {
+        self.refuse_item_flags("lxd")?;
+        if self
+            .datatype
+            .as_deref()
+            .is_some_and(|d| d != "image-downloads")
+        {
+            bail!("--lxd: LXD reads only streams of datatype image-downloads");
+        }
+        let i = &self.image;
+        let f = &self.flavour;
+        let need = |v: &Option<String>, flag: &str| {
+            v.clone().with_context(|| format!("--lxd needs --{flag}"))
+        };
+        let mut image = LxdImage::new(
+            meta,
+            need(&i.os, "os")?,
+            need(&i.release, "release")?,
+            need(&i.arch, "arch")?,
+        );
+        for file in &self.files {
+            image
+                .roots
+                .push(match ftype_file(file, |f| combined_fields(f).is_some()) {
+                    Some((ftype, file)) => LxdRoot {
+                        file,
+                        ftype: Some(ftype),
+                    },
+                    None => LxdRoot {
+                        file: file.clone(),
+                        ftype: None,
+                    },
+                });
+        }
+        image.incus = f.incus;
+        image.variant = f.variant.clone();
+        image.release_title = f.release_title.clone();
+        image.aliases = i.alias.clone();
+        image.label = i.label.clone();
+        for kv in &f.requirement {
+            let Some((k, v)) = kv.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+                bail!("--requirement {kv:?}: expected KEY=VALUE");
+            };
+            image.requirements.insert(k.into(), Value::String(v.into()));
+        }
+        image.product_fields = field_map(&i.field).context("--field")?;
+        if let Some(v) = &i.version {
+            image
+                .product_fields
+                .insert("version".into(), Value::String(v.clone()));
+        }
+        image.product_id = i.product_id.clone();
+        image.version_name = i.version_name.clone();
+        image.content_id = i.content_id.clone();
+        image.stream = i.stream.clone();
+        if let Some(t) = &i.path_template {
+            image.placement = Placement::Template(t.clone());
+        }
+        image.sha512 = i.sha512;
+        Ok(image)
+    }
+
+    fn maas_image(&self) -> anyhow::Result<MaasImage> {
+        self.refuse_item_flags("maas")?;
+        if self.datatype.as_deref().is_some_and(|d| d != "image-ids") {
+            bail!("--maas: MAAS boot resources are published as datatype image-ids");
+        }
+        let i = &self.image;
+        let f = &self.flavour;
+        if !i.alias.is_empty() || f.variant.is_some() || !f.requirement.is_empty() || f.incus {
+            bail!("--alias, --variant, --requirement and --incus are for --lxd images");
+        }
+        let mut files = Vec::new();
+        for file in &self.files {
+            let Some(pair) = ftype_file(file, |f| MAAS_FTYPES.contains(&f)) else {
+                bail!(
+                    "--maas: {}: give each file as FTYPE=FILE, FTYPE one of {}",
+                    file.display(),
+                    MAAS_FTYPES.join(", ")
+                );
+            };
+            files.push(pair);
+        }
+        let need = |v: &Option<String>, flag: &str| {
+            v.clone().with_context(|| format!("--maas needs --{flag}"))
+        };
+        let mut image = MaasImage::new(need(&i.release, "release")?, need(&i.arch, "arch")?, files);
+        image.os = i.os.clone();
+        image.version = i.version.clone();
+        image.label = i.label.clone();
+        image.subarch = f.subarch.clone();
+        image.subarches = f.subarches.clone();
+        image.kflavor = f.kflavor.clone();
+        image.krel = f.krel.clone();
+        image.release_title = f.release_title.clone();
+        image.release_codename = f.release_codename.clone();
+        image.support_eol = f.support_eol.clone();
+        image.kpackage = f.kpackage.clone();
+        image.content_prefix = f.content_prefix.clone();
+        image.product_fields = field_map(&i.field).context("--field")?;
+        image.content_id = i.content_id.clone();
+        image.stream = i.stream.clone();
+        image.product_id = i.product_id.clone();
+        image.version_name = i.version_name.clone();
+        if let Some(t) = &i.path_template {
+            image.placement = Placement::Template(t.clone());
+        }
+        image.sha512 = i.sha512;
+        if !image.files.iter().any(|(f, _)| f == "manifest") {
+            tracing::warn!(
+                "no manifest=FILE: MAAS 3.8 and later refuse a boot source whose images have no \
+                 manifest item (a package list; an empty file will do)"
+            );
+        }
+        Ok(image)
+    }
+}
+
 /// Add image files to a stream repository (created if new) and publish it.
 ///
 /// Each file is copied into the repository (content-addressed by default), with its size,
@@ -188,7 +421,11 @@ impl ImageArgs {
     sstream add ./repo noble-amd64.qcow2 --os ubuntu --release noble --arch amd64 \\\n    \
     --signing-key keys/publisher.sec.asc\n  \
     sstream add ./repo --manifest images.yaml --signing-key keys/publisher.sec.asc\n  \
-    sstream add ./repo --from-json2streams items.json")]
+    sstream add ./repo --from-json2streams items.json\n  \
+    sstream add ./repo --lxd lxd.tar.xz rootfs.squashfs disk.qcow2 --incus --os ubuntu \\\n    \
+    --release noble --release-title '24.04 LTS' --arch amd64 --alias ubuntu/24.04\n  \
+    sstream add ./repo --maas boot-kernel=vmlinuz boot-initrd=initrd squashfs=root.squashfs \\\n    \
+    manifest=root.manifest --release noble --version 24.04 --arch amd64")]
 pub struct AddArgs {
     /// The repository: a directory, or swift://CONTAINER/PREFIX.
     #[arg(value_name = "REPO")]
@@ -216,6 +453,9 @@ pub struct AddArgs {
     /// Image flags.
     #[command(flatten)]
     pub image: ImageArgs,
+    /// Flavour flags (LXD/Incus, MAAS).
+    #[command(flatten)]
+    pub flavour: FlavourArgs,
     /// Signing flags.
     #[command(flatten)]
     pub signing: SigningArgs,
@@ -358,64 +598,165 @@ async fn commit(repo: Repo, out: &mut impl std::io::Write) -> anyhow::Result<()>
     Ok(())
 }
 
+/// What `sstream add` adds, by flavour.
+enum Batch {
+    Generic(Vec<NewImage>),
+    Lxd(Vec<LxdImage>),
+    Maas(Vec<MaasImage>),
+}
+
 /// Runs `sstream add`.
 pub fn run_add(args: AddArgs) -> anyhow::Result<ExitCode> {
-    if (args.manifest.is_some() || args.from_json2streams.is_some()) && !args.image.is_empty() {
+    let from_list = args.manifest.is_some() || args.from_json2streams.is_some();
+    if from_list && (!args.image.is_empty() || !args.flavour.is_empty()) {
         bail!("the image flags apply to FILE arguments; a manifest gives its own (and defaults)");
     }
-    let mut images = if let Some(manifest) = &args.manifest {
-        read_manifest(manifest)?
-    } else if let Some(list) = &args.from_json2streams {
-        read_json2streams(list, args.base_dir.as_deref())?
-    } else {
-        args.files
-            .iter()
-            .map(|f| args.image.image(f))
-            .collect::<anyhow::Result<Vec<_>>>()?
-    };
-    if let Some(datatype) = &args.datatype {
-        for image in &mut images {
-            image.datatype = Some(datatype.clone());
+    if args.lxd_or_maas_flags_without_flavour() {
+        bail!(
+            "the LXD and MAAS flags (--variant, --requirement, --subarch, …) need --lxd or --maas"
+        );
+    }
+    let mut batches = Vec::new();
+    if let Some(manifest) = &args.manifest {
+        for image in read_manifest_images(manifest)? {
+            match (image, batches.last_mut()) {
+                (ManifestImage::Generic(i), Some(Batch::Generic(v))) => v.push(i),
+                (ManifestImage::Lxd(i), Some(Batch::Lxd(v))) => v.push(i),
+                (ManifestImage::Maas(i), Some(Batch::Maas(v))) => v.push(i),
+                (ManifestImage::Generic(i), _) => batches.push(Batch::Generic(vec![i])),
+                (ManifestImage::Lxd(i), _) => batches.push(Batch::Lxd(vec![i])),
+                (ManifestImage::Maas(i), _) => batches.push(Batch::Maas(vec![i])),
+            }
         }
+    } else if let Some(list) = &args.from_json2streams {
+        batches.push(Batch::Generic(read_json2streams(
+            list,
+            args.base_dir.as_deref(),
+        )?));
+    } else if let Some(meta) = &args.flavour.lxd {
+        batches.push(Batch::Lxd(vec![args.lxd_image(meta)?]));
+    } else if args.flavour.maas {
+        batches.push(Batch::Maas(vec![args.maas_image()?]));
+    } else {
+        batches.push(Batch::Generic(
+            args.files
+                .iter()
+                .map(|f| args.image.image(f))
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        ));
+    }
+    if let Some(datatype) = &args.datatype {
+        for batch in &mut batches {
+            if let Batch::Generic(images) = batch {
+                for image in images {
+                    image.datatype = Some(datatype.clone());
+                }
+            }
+        }
+    }
+    let many = batches.iter().map(Batch::len).sum::<usize>() > 1_000;
+    if many {
+        grow_heap_in_large_steps();
     }
     let rt = runtime()?;
     rt.block_on(async {
         let mut repo = open_repo(&args.repo, &args.signing, &args.store).await?;
         // Buffered: a flat list adds thousands of lines.
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        let report = match repo.add(images).await {
-            Ok(r) => r,
-            Err(e) => {
-                if let Err(cleanup) = repo.abort().await {
-                    tracing::warn!("cannot remove the files copied before the failure: {cleanup}");
-                }
-                return Err(e.into());
-            }
-        };
-        for i in &report.images {
-            let what = match i.outcome {
-                AddOutcome::Added => "added",
-                AddOutcome::Shared => "added (file shared)",
-                AddOutcome::Described => "added (as described, not copied)",
-                AddOutcome::Unchanged => "unchanged",
-                AddOutcome::Restored => "unchanged (its missing file put back)",
+        for batch in batches {
+            let added = match batch {
+                Batch::Generic(images) => repo.add(images).await,
+                Batch::Lxd(images) => match repo.add_lxd(images).await {
+                    Ok(r) => {
+                        for f in &r.fingerprints {
+                            writeln!(
+                                out,
+                                "fingerprint {} {} {} {} {}",
+                                f.content_id, f.product, f.version, f.root_ftype, f.fingerprint
+                            )?;
+                        }
+                        Ok(r.images)
+                    }
+                    Err(e) => Err(e),
+                },
+                Batch::Maas(images) => repo.add_maas(images).await,
             };
-            writeln!(
-                out,
-                "{what} {} {} {} {} {} ({})",
-                i.content_id,
-                i.product,
-                i.version,
-                i.item,
-                i.path,
-                human(i.size)
-            )?;
+            let report = match added {
+                Ok(r) => r,
+                Err(e) => {
+                    if let Err(cleanup) = repo.abort().await {
+                        tracing::warn!(
+                            "cannot remove the files copied before the failure: {cleanup}"
+                        );
+                    }
+                    return Err(e.into());
+                }
+            };
+            print_added(&report, &mut out)?;
+            if many {
+                // Tens of thousands of strings, freed by the process's exit in no time rather
+                // than one by one.
+                std::mem::forget(report);
+            }
         }
         out.flush()?;
         commit(repo, &mut out).await?;
         out.flush()?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        match self {
+            Batch::Generic(v) => v.len(),
+            Batch::Lxd(v) => v.len(),
+            Batch::Maas(v) => v.len(),
+        }
+    }
+}
+
+/// For thousands of items (a flat list): the heap grows and shrinks in large steps, so that
+/// building and freeing tens of thousands of small maps does not make glibc move its top
+/// (brk) and consolidate free chunks over and over. Before any thread starts.
+fn grow_heap_in_large_steps() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters, and no other thread allocates yet
+    // (called before the runtime starts). A refused setting leaves glibc's default.
+    unsafe {
+        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
+    }
+}
+
+impl AddArgs {
+    fn lxd_or_maas_flags_without_flavour(&self) -> bool {
+        self.flavour.lxd.is_none() && !self.flavour.maas && !self.flavour.is_empty()
+    }
+}
+
+fn print_added(report: &AddReport, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+    for i in &report.images {
+        let what = match i.outcome {
+            AddOutcome::Added => "added",
+            AddOutcome::Shared => "added (file shared)",
+            AddOutcome::Described => "added (as described, not copied)",
+            AddOutcome::Unchanged => "unchanged",
+            AddOutcome::Restored => "unchanged (its missing file put back)",
+        };
+        writeln!(
+            out,
+            "{what} {} {} {} {} {} ({})",
+            i.content_id,
+            i.product,
+            i.version,
+            i.item,
+            i.path,
+            human(i.size)
+        )?;
+    }
+    Ok(())
 }
 
 fn print_versions(

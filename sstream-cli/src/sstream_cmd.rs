@@ -8,7 +8,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::common::LogArgs;
-use crate::{catalog_cmd, docs_cmd, images_cmd, key_cmd, publish_cmd, sign_cmd, store_cmd};
+use crate::{
+    catalog_cmd, convert_cmd, docs_cmd, images_cmd, juju_cmd, key_cmd, publish_cmd, sign_cmd,
+    store_cmd,
+};
 
 /// Tools for simplestreams publishers and operators.
 #[derive(Debug, Parser)]
@@ -38,6 +41,9 @@ pub enum Command {
     Validate(publish_cmd::ValidateArgs),
     /// Make a signing key for a stream (sstream key generate DIR).
     Key(key_cmd::KeyArgs),
+    /// Juju's image and agent metadata: generate-image, generate-agents, validate-images,
+    /// validate-agents (as `juju metadata` does).
+    Juju(juju_cmd::JujuArgs),
     /// Sign a stream: X.sjson and X.json.gpg beside every streams/v1/X.json.
     Sign(sign_cmd::SignArgs),
     /// Check the signatures of .sjson files, or of X.json files against X.json.gpg.
@@ -52,6 +58,9 @@ pub enum Command {
     ProductStreams(catalog_cmd::ProductStreamsArgs),
     /// Write the man pages and shell completions of every sstream tool.
     InstallDocs(docs_cmd::InstallDocsArgs),
+    /// Write a directory of images with a checksum file (SHA256SUMS & co) as a simplestreams
+    /// tree (metadata; the files too with --with-files).
+    Convert(Box<convert_cmd::ConvertArgs>),
 }
 
 /// Runs `sstream`.
@@ -64,6 +73,7 @@ pub fn run(args: SstreamArgs) -> anyhow::Result<ExitCode> {
         Command::Promote(a) => publish_cmd::run_promote(a),
         Command::Validate(a) => publish_cmd::run_validate(a),
         Command::Key(a) => key_cmd::run(a),
+        Command::Juju(a) => juju_cmd::run(a),
         Command::Sign(a) => sign_cmd::run_sign(a),
         Command::Verify(a) => sign_cmd::run_verify(a),
         Command::GlanceImages(a) => images_cmd::run(a),
@@ -71,5 +81,6 @@ pub fn run(args: SstreamArgs) -> anyhow::Result<ExitCode> {
         Command::Unlock(a) => store_cmd::run_unlock(a),
         Command::ProductStreams(a) => catalog_cmd::run(a),
         Command::InstallDocs(a) => docs_cmd::run(a),
+        Command::Convert(a) => convert_cmd::run(*a),
     }
 }
