@@ -25,6 +25,7 @@ pub fn commands() -> Vec<clap::Command> {
         crate::mirror_cmd::MirrorArgs::command(),
         crate::mirror_glance_cmd::MirrorGlanceArgs::command(),
         crate::sstream_cmd::SstreamArgs::command(),
+        crate::sync_cmd::SstreamSyncArgs::command(),
     ]
 }
 

@@ -4,8 +4,10 @@
 
 pub mod catalog_cmd;
 pub mod common;
+pub mod convert_cmd;
 pub mod docs_cmd;
 pub mod images_cmd;
+pub mod juju_cmd;
 pub mod key_cmd;
 pub mod location;
 pub mod mirror_cmd;
@@ -17,3 +19,4 @@ pub mod sign_cmd;
 pub mod source;
 pub mod sstream_cmd;
 pub mod store_cmd;
+pub mod sync_cmd;
