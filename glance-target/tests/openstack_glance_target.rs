@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
-use glance_target::{GlanceEvent, NewImage, PatchOp};
+use glance_target::properties::{disk_format, glance_properties, image_name};
+use glance_target::{GlanceEvent, Image, NewImage, PatchOp};
 use indexmap::IndexMap;
 use openstack_glance_common::{
     created, image_bytes, sync, write_stream, write_stream_tampered, Bed, Spec, SOURCE_CID,
 };
 use simplestreams_core::Expected;
+use simplestreams_mirror::testkit::{self, TargetCapabilities};
 use simplestreams_mirror::{ItemKey, NewItem, Target};
 
 const BED: &str = "needs the OpenStack test bed (scripts/test runs it)";
@@ -498,5 +500,131 @@ async fn modify_hook_output_is_uploaded_raw_through_the_import_flow() {
     expected.extend_from_slice(b"HOOKED disk1.img amd64");
     let data = bed.glance.download(&images[0].id).await.expect("download");
     assert_eq!(&data.bytes().await.expect("bytes")[..], &expected[..]);
+    bed.clean().await;
+}
+
+/// The shared target conformance suite, for what a service target keeps (its state is what
+/// Glance holds): verified inserts only, a failed one leaves nothing, removal, the lock.
+#[tokio::test]
+#[ignore = "needs the OpenStack test bed (scripts/test runs it)"]
+async fn glance_target_passes_the_shared_target_conformance_suite() {
+    let bed = Bed::new("conformance").await;
+    let target = bed.target(bed.settings());
+    testkit::target_conformance(target.as_ref(), TargetCapabilities::SERVICE).await;
+    let left = bed.ours().await;
+    assert!(left.is_empty(), "the suite leaves no image: {left:?}");
+    bed.clean().await;
+}
+
+/// An image of ours as a sync stopped between the upload and its check leaves it: created as
+/// the target creates images (name, formats, identity properties and `simplestreams_metadata`
+/// from the item's fields, marked `simplestreams_unverified`), its bytes uploaded, `active`.
+/// The stream said `size` and `md5` (none when `None`).
+async fn unverified_image(
+    bed: &Bed,
+    version: &str,
+    bytes: &[u8],
+    size: usize,
+    md5: Option<&str>,
+) -> Image {
+    let size = size.to_string();
+    let mut fields: IndexMap<String, String> = [
+        ("product_name", "org.example:1.0:amd64"),
+        ("version_name", version),
+        ("item_name", "disk1.img"),
+        ("os", "demo"),
+        ("version", "1.0"),
+        ("arch", "amd64"),
+        ("ftype", "disk1.img"),
+        ("pubname", "demo-alpha-unverified-amd64"),
+        ("size", size.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    if let Some(md5) = md5 {
+        fields.insert("md5".into(), md5.into());
+    }
+    let settings = bed.settings();
+    let mut new = NewImage::new(
+        format!("{}-{version}", image_name(&fields, "")),
+        disk_format(&fields, &settings),
+        "bare",
+    )
+    .with_visibility("private");
+    new.properties = glance_properties(&fields, SOURCE_CID, &settings);
+    new.properties
+        .insert("simplestreams_unverified".into(), "true".into());
+    let image = bed.glance.create(&new).await.expect("create");
+    bed.glance
+        .upload_bytes(&image.id, Bytes::copy_from_slice(bytes))
+        .await
+        .expect("upload");
+    let image = bed.glance.get(&image.id).await.expect("get");
+    assert_eq!(image.status, "active");
+    assert_eq!(image.property("simplestreams_unverified"), Some("true"));
+    image
+}
+
+#[tokio::test]
+#[ignore = "needs the OpenStack test bed (scripts/test runs it)"]
+async fn an_unverified_image_is_never_held_and_the_next_lock_keeps_it_only_if_it_matches_its_stream(
+) {
+    let bed = Bed::new("unverified").await;
+    let target = bed.target(bed.settings());
+    let bytes = b"uploaded, then the sync stopped before checking it".to_vec();
+    let md5 = format!("{:x}", <md5::Md5 as sha2::Digest>::digest(&bytes));
+    let n = bytes.len();
+    let good = unverified_image(&bed, "1", &bytes, n, Some(&md5)).await;
+    let wrong_md5 = unverified_image(&bed, "2", &bytes, n, Some(&"0".repeat(32))).await;
+    let wrong_size = unverified_image(&bed, "3", &bytes, n + 1, Some(&md5)).await;
+    let no_md5 = unverified_image(&bed, "4", &bytes, n, None).await;
+
+    let held = target.held_images().await.expect("held images");
+    assert!(
+        held.is_empty(),
+        "an unverified image is never held: {held:?}"
+    );
+    let state = target.load_state().await.expect("load_state");
+    assert!(
+        state.content.values().all(|c| c.items.is_empty()),
+        "nor in the state: {state:?}"
+    );
+
+    // The next sync's lock settles them.
+    target.lock().await.expect("lock").release().await;
+    let images = bed.ours().await;
+    let ids: Vec<&str> = images.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [good.id.as_str()],
+        "only the image matching its stream is kept"
+    );
+    assert_eq!(images[0].status, "active");
+    assert_eq!(
+        images[0].property("simplestreams_unverified"),
+        None,
+        "its marker is removed"
+    );
+    let held: Vec<String> = target
+        .held_images()
+        .await
+        .expect("held images")
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(held, [good.id.as_str()], "held once checked");
+    let mut cleaned: Vec<String> = bed
+        .take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            GlanceEvent::CleanedUp { id, .. } => Some(id),
+            _ => None,
+        })
+        .collect();
+    cleaned.sort();
+    let mut want = vec![wrong_md5.id, wrong_size.id, no_md5.id];
+    want.sort();
+    assert_eq!(cleaned, want, "the others are deleted, and reported");
     bed.clean().await;
 }

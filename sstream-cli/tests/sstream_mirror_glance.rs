@@ -483,3 +483,106 @@ fn killed_mid_upload_then_rerun_leaves_one_active_image_and_nothing_unfinished()
     assert_eq!(left.len(), 1, "no duplicate, nothing unfinished: {left:?}");
     assert_eq!(left[0].status, "active");
 }
+
+/// Sends SIGTERM to `child` (through kill(1): no libc needed by the tests).
+fn terminate(child: &std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -TERM {}", child.id());
+}
+
+/// Waits at most `limit` for `child` to exit; its status, or `None` if it did not.
+fn wait_at_most(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+#[test]
+#[ignore = "needs the OpenStack test bed (scripts/test runs it)"]
+fn sigterm_mid_upload_exits_soon_as_interrupted_deleting_the_unfinished_image_then_a_rerun_completes(
+) {
+    // 40 kB at 2 kB/s: the upload alone would take 20 s.
+    let src = tempfile::tempdir().expect("tempdir");
+    write_stream(src.path(), &[("alpha", "1.0")], &["20240101"], 40_000);
+    let server = TestServer::serve_dir(src.path());
+    server.add_fault("/images/*", Fault::Throttle(2_000));
+    let cid = unique("sigterm");
+    let mut child = glance_args(&mut bin(), &cid, &index_url(&server), &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Read stderr as it comes, so that the child never blocks on a full pipe.
+    let mut pipe = child.stderr.take().expect("stderr pipe");
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut s);
+        s
+    });
+    let mut in_flight = None;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(100));
+        if let Some(i) = images(&cid, false)
+            .into_iter()
+            .find(|i| i.status != "active")
+        {
+            in_flight = Some(i);
+            break;
+        }
+    }
+    let Some(in_flight) = in_flight else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("no upload under way: {}", stderr.join().unwrap_or_default());
+    };
+
+    terminate(&child);
+    let signalled = std::time::Instant::now();
+    let status = wait_at_most(&mut child, Duration::from_secs(10));
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let stderr = stderr.join().expect("stderr reader");
+    let status = status.unwrap_or_else(|| {
+        panic!("still running 10 s after SIGTERM (the upload would take 20 s): {stderr}")
+    });
+    assert!(
+        !status.success(),
+        "an interrupted sync exits non-zero: {status:?}, {stderr}"
+    );
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let left = images(&cid, false);
+    assert!(
+        left.iter().all(|i| !matches!(
+            i.status.as_str(),
+            "queued" | "saving" | "uploading" | "importing"
+        )),
+        "nothing unfinished left {:.1} s after SIGTERM: {left:?}",
+        signalled.elapsed().as_secs_f64()
+    );
+    assert!(
+        left.iter().all(|i| i.id != in_flight.id),
+        "the image being uploaded ({}) was deleted: {left:?}",
+        in_flight.id
+    );
+
+    server.clear_faults();
+    let (o, stdout, stderr) = run(glance_args(&mut bin(), &cid, &index_url(&server), &[]));
+    assert!(o.status.success(), "{stderr}");
+    assert_eq!(lines_starting(&stdout, "created ").len(), 1, "{stdout}");
+    let left = images(&cid, true);
+    assert_eq!(left.len(), 1, "one image, nothing unfinished: {left:?}");
+    assert_eq!(left[0].status, "active");
+}

@@ -10,11 +10,14 @@
 //!
 //! For tests of API clients it also answers scripted routes: a queue of [`Reply`]s per method
 //! and path (`"POST /v3/auth/tokens"`), answered in order to requests of any method whose path
-//! (the query left aside) matches. A scripted route wins over a file at the same path; once its
-//! replies are used up it answers `599` with `nothing scripted for METHOD /path`, so a test
-//! that fell short of script fails loudly. Faults apply to routes as to files (a status fault
-//! answers in place of the next reply, which stays queued). Request bodies, with a
-//! `Content-Length` or chunked, are read and logged.
+//! (the query left aside) matches. A route ending in `*` (`"PUT /v1/AUTH_t/c_segments/*"`)
+//! answers every path under that prefix not scripted exactly (the longest prefix wins), for
+//! paths a client makes up as it goes (random upload ids). A scripted route wins over a file at
+//! the same path; once its replies are used up it answers `599` with
+//! `nothing scripted for METHOD /path`, so a test that fell short of script fails loudly.
+//! [`Reply::hang_up`] answers nothing: the connection is closed once the request is read.
+//! Faults apply to routes as to files (a status fault answers in place of the next reply, which
+//! stays queued). Request bodies, with a `Content-Length` or chunked, are read and logged.
 //!
 //! The server runs on its own thread with its own Tokio runtime, so it works the same from a
 //! plain `#[test]` and from `#[tokio::test]`; dropping the [`TestServer`] stops it.
@@ -70,8 +73,8 @@ use std::time::SystemTime;
 pub use fault::Fault;
 use fault::{FaultRule, Plan, Scope};
 use respond::{RequestHead, Resource, Response};
-pub use route::Reply;
 use route::Routes;
+pub use route::{Reply, HANG_UP};
 
 /// One request as the server saw it, and the status it answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +88,8 @@ pub struct RequestRecord {
     pub target: String,
     /// The `Range` header, if one was sent.
     pub range: Option<String>,
-    /// The status answered.
+    /// The status answered ([`HANG_UP`], 0, when the connection was closed without an
+    /// answer).
     pub status: u16,
     /// All request headers, names lower-cased, in the order sent.
     pub headers: Vec<(String, String)>,
@@ -152,7 +156,7 @@ impl Shared {
             let mut state = self.lock();
             let plan = fault::plan_for(&mut state.rules, &req.path);
             let key = route::key(&req.method, &req.path);
-            let source = if state.routes.contains(&key) {
+            let source = if let Some(key) = state.routes.resolve(&key) {
                 // A status fault answers in place of the reply, which stays for the next
                 // request, as a file stays served under such a fault.
                 let reply = match plan.status {
@@ -265,7 +269,8 @@ impl TestServerBuilder {
         self
     }
 
-    /// Scripts `route` (`"METHOD /path"`, the path percent-decoded and without a query): its
+    /// Scripts `route` (`"METHOD /path"`, the path percent-decoded and without a query; or
+    /// `"METHOD /prefix/*"` for every path under a prefix that has no route of its own): its
     /// requests get `replies` in order, then `599`. Called again for the same route, appends.
     ///
     /// # Panics
@@ -434,8 +439,9 @@ impl TestServer {
             .collect()
     }
 
-    /// The requests for one route (`"METHOD /path"`, as given to [`TestServer::route`]; it
-    /// need not be scripted), oldest first.
+    /// The requests for one route (`"METHOD /path"` or `"METHOD /prefix/*"`, as given to
+    /// [`TestServer::route`]; it need not be scripted), oldest first. A prefix route lists every
+    /// request under it, those answered by a longer or exact route too.
     ///
     /// # Panics
     /// When `route` is not a method, a space and a path without a query string.
@@ -445,7 +451,7 @@ impl TestServer {
             .lock()
             .log
             .iter()
-            .filter(|r| route::key(&r.method, &r.path) == key)
+            .filter(|r| route::matches(&key, &route::key(&r.method, &r.path)))
             .cloned()
             .collect()
     }

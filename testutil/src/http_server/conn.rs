@@ -57,6 +57,11 @@ pub(crate) async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
             Err(_) => return,
         };
         let (resp, plan) = shared.answer(&req, body).await;
+        if resp.status == super::HANG_UP {
+            // `Reply::hang_up`: the request was read and logged; no answer, ever.
+            let _ = stream.shutdown().await;
+            return;
+        }
         let written = write_response(&mut stream, &req.method, &resp, &plan).await;
         if written.is_err() || close_requested || plan.breaks_connection() {
             let _ = stream.shutdown().await;

@@ -13,6 +13,9 @@ use super::respond::Response;
 /// no client mistakes it for a real answer and the test fails where the script fell short.
 pub(crate) const EXHAUSTED: u16 = 599;
 
+/// The status of [`Reply::hang_up`]: no answer at all (also what the request log records).
+pub const HANG_UP: u16 = 0;
+
 /// One scripted answer to a request on a route: a status, headers and a body.
 ///
 /// The server frames the body itself (`Content-Length`, or none for `204` and `304`), so a
@@ -45,6 +48,32 @@ impl Reply {
         }
     }
 
+    /// No answer: the server reads the whole request (and logs it, with status
+    /// [`HANG_UP`], 0), then closes the connection without sending a byte, as a server or
+    /// proxy that dies mid-request does. The client sees the connection drop before any answer.
+    ///
+    /// ```
+    /// use simplestreams_testutil::http_server::{Reply, TestServer, HANG_UP};
+    /// use std::io::{Read, Write};
+    ///
+    /// let server = TestServer::builder().route("PUT /o", vec![Reply::hang_up()]).start();
+    /// let mut conn = std::net::TcpStream::connect(server.addr()).unwrap();
+    /// conn.write_all(b"PUT /o HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab").unwrap();
+    /// let mut answer = Vec::new();
+    /// conn.read_to_end(&mut answer).unwrap();
+    /// assert!(answer.is_empty(), "closed without an answer");
+    /// let log = server.requests_for_route("PUT /o");
+    /// assert_eq!((log[0].status, log[0].body.as_slice()), (HANG_UP, &b"ab"[..]));
+    /// ```
+    pub fn hang_up() -> Reply {
+        Reply::new(HANG_UP, Vec::new())
+    }
+
+    /// Whether this is [`Reply::hang_up`].
+    pub fn is_hang_up(&self) -> bool {
+        self.status == HANG_UP
+    }
+
     /// Adds a header.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Reply {
         self.headers.push((name.into(), value.into()));
@@ -71,10 +100,20 @@ impl Reply {
     }
 }
 
-/// The replies still to answer, by route key (`"METHOD /path"`).
+/// The replies still to answer, by route key (`"METHOD /path"`, or `"METHOD /prefix/*"` for
+/// every path under a prefix).
 #[derive(Debug, Default)]
 pub(crate) struct Routes {
     queues: HashMap<String, VecDeque<Reply>>,
+}
+
+/// Whether a request's `key` falls under the route `pattern`: the same key, or, for a pattern
+/// ending in `*`, a key starting with what comes before the `*` (method included).
+pub(crate) fn matches(pattern: &str, key: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => key.starts_with(prefix),
+        None => pattern == key,
+    }
 }
 
 impl Routes {
@@ -90,6 +129,19 @@ impl Routes {
     /// scripted route never falls back to a file, so a short script shows as such.
     pub(crate) fn contains(&self, key: &str) -> bool {
         self.queues.contains_key(key)
+    }
+
+    /// The route that answers `key`: the route of that very key if scripted, else the longest
+    /// scripted prefix route (`"METHOD /prefix/*"`) it falls under, if any.
+    pub(crate) fn resolve(&self, key: &str) -> Option<String> {
+        if self.contains(key) {
+            return Some(key.to_string());
+        }
+        self.queues
+            .keys()
+            .filter(|pattern| pattern.ends_with('*') && matches(pattern, key))
+            .max_by_key(|pattern| pattern.len())
+            .cloned()
     }
 
     /// Takes the next reply for `key`, if any is left.
@@ -155,6 +207,42 @@ mod tests {
             routes.contains("GET /a"),
             "an exhausted route stays scripted"
         );
+    }
+
+    #[test]
+    fn prefix_routes_answer_the_paths_under_them_and_exact_routes_win() {
+        let mut routes = Routes::default();
+        routes.add(
+            "PUT /c_segments/*",
+            vec![Reply::new(503, ""), Reply::new(201, "")],
+        );
+        routes.add("PUT /c_segments/obj/*", vec![Reply::hang_up()]);
+        routes.add("PUT /c_segments/exact", vec![Reply::new(202, "")]);
+        assert_eq!(
+            routes.resolve("PUT /c_segments/exact").as_deref(),
+            Some("PUT /c_segments/exact")
+        );
+        assert_eq!(
+            routes.resolve("PUT /c_segments/a/0001").as_deref(),
+            Some("PUT /c_segments/*")
+        );
+        assert_eq!(
+            routes.resolve("PUT /c_segments/obj/0001").as_deref(),
+            Some("PUT /c_segments/obj/*"),
+            "the longest prefix wins"
+        );
+        assert_eq!(
+            routes.resolve("GET /c_segments/a"),
+            None,
+            "the method counts"
+        );
+        assert_eq!(routes.resolve("PUT /other"), None);
+        assert!(routes
+            .next("PUT /c_segments/obj/*")
+            .is_some_and(|r| r.is_hang_up()));
+        assert!(matches("PUT /a/*", "PUT /a/b/c"));
+        assert!(!matches("PUT /a/*", "PUT /ab"));
+        assert!(matches("PUT /a", "PUT /a") && !matches("PUT /a", "PUT /a/b"));
     }
 
     #[test]
