@@ -552,7 +552,7 @@ images:
         let err = parse_manifest_images(text, "m.yaml", Path::new("/b")).unwrap_err();
         // The line of the entry that mixes `file` into a flavoured image.
         assert!(err.to_string().starts_with("m.yaml:14: "), "{err}");
-        let text = text.split("  - flavour: maas\n    file").next().unwrap();
+        let text = text.split("  - flavour: maas\n    file: x").next().unwrap();
         let images = parse_manifest_images(text, "m.yaml", Path::new("/b")).unwrap();
         let ManifestImage::Lxd(lxd) = &images[0] else {
             panic!("{:?}", images[0])

@@ -460,7 +460,7 @@ mod tests {
         // What Python 3's pprint prints for the same dict.
         assert_eq!(
             out,
-            "{'k': 'v',\n 'label': 'word word word word word word word word word word word word word '\n          'word word word word word word word \\udfff'}"
+            "{'k': 'v',\n 'label': 'word word word word word word word word word word word word word '\n          'word word word word word word word \\udfff'}\n"
         );
         assert!(!out.contains('\u{FDD0}'), "{out}");
     }
