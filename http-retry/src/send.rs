@@ -73,10 +73,7 @@ pub async fn send(
             Ok(resp) if accept(resp.status()) => return Ok(resp),
             Ok(response) => {
                 let status = response.status();
-                if !(can_retry
-                    && replay.idempotent
-                    && (replay.retry_status)(status.as_u16()))
-                {
+                if !(can_retry && replay.idempotent && (replay.retry_status)(status.as_u16())) {
                     return Err(Failure::Status { response, attempts });
                 }
                 tracing::debug!(%status, url = %response.url(), attempts, "retrying after an error status");
