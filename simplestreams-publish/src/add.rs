@@ -244,15 +244,8 @@ impl Repo {
                         (path, d, AddOutcome::Added)
                     }
                     None => {
-                        let d = copy_file(
-                            &self.store,
-                            &path,
-                            file,
-                            &kinds,
-                            &image.expected,
-                            tap,
-                        )
-                        .await?;
+                        let d = copy_file(&self.store, &path, file, &kinds, &image.expected, tap)
+                            .await?;
                         self.copied.push(path.clone());
                         (path, d, AddOutcome::Added)
                     }
