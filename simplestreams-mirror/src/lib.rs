@@ -61,6 +61,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod decompress;
 mod engine;
 mod error;
 pub mod hashing;

@@ -716,3 +716,34 @@ fn sizes_come_from_a_one_byte_get_when_a_server_refuses_head() {
         "{gets:?}"
     );
 }
+
+#[test]
+fn two_checksum_files_that_disagree_fail_naming_both_files_and_lines() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    dir_with_sums(tmp.path(), "SHA256SUMS", ChecksumKind::Sha256, &UBUNTU[..2]);
+    let name = UBUNTU[1];
+    write(
+        tmp.path(),
+        "Other-CHECKSUM",
+        format!(
+            "SHA256 ({name}) = {}\n",
+            digest(ChecksumKind::Sha256, b"other bytes")
+        )
+        .as_bytes(),
+    );
+    let server = serve_with_listings(tmp.path(), &[""]);
+    let url = server.url_for("");
+    // A directory (not a checksum file's URL) is read as one when a layout is given.
+    let err = failed(&query(&["--layout", "ubuntu", &url]));
+    assert!(
+        err.contains("Other-CHECKSUM:1") && err.contains("SHA256SUMS:2"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{name}: sha256")), "{err}");
+    assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+    // Nothing was mirrored from it either.
+    let out_dir = tmp.path().join("mirror");
+    let err = failed(&mirror(&["--layout", "ubuntu", &url, s(&out_dir)]));
+    assert!(err.contains("Other-CHECKSUM:1"), "{err}");
+    assert!(!out_dir.join(name).exists());
+}

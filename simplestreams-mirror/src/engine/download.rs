@@ -23,16 +23,15 @@ use crate::target::{NewItem, Target};
 /// every hasher's verdict.
 pub(crate) fn verifying(
     body: ByteStream,
-    item: &NewItem,
+    name: String,
     expected: Expected,
     url: String,
     progress: Arc<dyn Progress>,
 ) -> ByteStream {
     let small = expected.size.is_some_and(|n| n <= INLINE_HASH_MAX);
-    let name = item.key.to_string();
     if small {
-        let verifier = StreamVerifier::new(name, expected);
-        return verifying_inline(body, verifier, item, url, progress);
+        let verifier = StreamVerifier::new(name.clone(), expected);
+        return verifying_inline(body, verifier, name, url, progress);
     }
     let hashers = hasher_parts(&expected)
         .into_iter()
@@ -114,11 +113,10 @@ const INLINE_HASH_MAX: u64 = 256 * 1024;
 fn verifying_inline(
     body: ByteStream,
     verifier: StreamVerifier,
-    item: &NewItem,
+    name: String,
     url: String,
     progress: Arc<dyn Progress>,
 ) -> ByteStream {
-    let name = item.key.to_string();
     let fail = move |e: simplestreams_core::Error| Error::Verify {
         item: name.clone(),
         url: url.clone(),
@@ -275,7 +273,7 @@ pub(crate) async fn fetch_item(
     };
     let body = verifying(
         body,
-        item,
+        item.key.to_string(),
         streamed_checks(target, item, checks),
         url.clone(),
         progress,

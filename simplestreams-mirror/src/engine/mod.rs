@@ -26,6 +26,7 @@ mod plan;
 mod publish;
 mod read;
 
+pub(crate) use download::verifying;
 use download::{fetch_item, Fetch};
 use plan::{kept_paths, plan_products, ProductsPlan};
 use read::Read;
