@@ -5,7 +5,10 @@
 //! milliseconds). The tests marked ignored run against the OpenStack test bed (`scripts/test`
 //! runs them): a configuration pasted from the charm syncs Glance, a job failing mid-upload
 //! retries and converges without duplicates, a job with an unreachable source fails alone,
-//! and SIGTERM during an upload followed by a restart finishes the job.
+//! SIGTERM during an upload followed by a restart finishes the job, Glance stopped in the
+//! middle of a job (a relay in front of the real Glance, cut and reopened, so the shared test
+//! bed keeps running) then started again converges with no duplicate and no stray image, and
+//! a token Glance answers 401 is renewed without failing the job.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -93,8 +96,13 @@ struct Daemon {
 
 impl Daemon {
     fn start(config: &Path, extra: &[&str]) -> Daemon {
+        Daemon::spawn(bin(), config, extra)
+    }
+
+    /// `cmd` (`sstream-sync` with its environment) on `config`.
+    fn spawn(mut cmd: Command, config: &Path, extra: &[&str]) -> Daemon {
         let log = config.with_file_name(format!("log-{}.txt", free_port()));
-        let child = bin()
+        let child = cmd
             .arg("--config")
             .arg(config)
             .args(extra)
@@ -552,21 +560,11 @@ fn sigterm_stops_between_items_and_a_restart_finishes_the_job() {
 
 /// Keystone answering every token request with a catalog whose Glance is at a dead port.
 fn keystone_with_dead_glance() -> TestServer {
-    let server = TestServer::builder().start();
-    let glance = format!("http://127.0.0.1:{}", free_port());
-    let body = serde_json::json!({"token": {
-        "expires_at": "2999-01-01T00:00:00.000000Z",
-        "user": {"id": "u1", "name": "admin"},
-        "project": {"id": "p1", "name": "admin"},
-        "roles": [{"id": "r", "name": "admin"}],
-        "catalog": [{"type": "image", "name": "glance", "endpoints": [
-            {"interface": "public", "region_id": "RegionOne", "region": "RegionOne", "url": glance}]}]
-    }});
-    let reply = Reply::new(201, body.to_string())
-        .header("X-Subject-Token", "token")
-        .header("Content-Type", "application/json");
-    server.route("POST /v3/auth/tokens", vec![reply; 20]);
-    server
+    keystone_shim(
+        &["token"],
+        "p1",
+        &format!("http://127.0.0.1:{}", free_port()),
+    )
 }
 
 fn fake_cloud(cmd: &mut Command, keystone: &TestServer) {
@@ -867,4 +865,254 @@ fn sigterm_during_a_glance_upload_then_a_restart_finishes_the_job() {
     assert_eq!(found.len(), 2, "{found:?}");
     assert_unique_and_active(&found);
     images(&content_id, true);
+}
+
+// ---- Faults between the service and the test bed -------------------------------------------
+
+/// The test bed's admin token (its value and project) and Glance's endpoint, from `OS_*`.
+fn testbed_token() -> (String, String, String) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let session = Session::from_env().expect("OS_* variables (source the test bed's openrc)");
+        let token = session.token().await.expect("token");
+        let glance = session
+            .endpoint("image", Some("RegionOne"))
+            .await
+            .expect("Glance's endpoint");
+        let project = token.project_id.clone().expect("a project-scoped token");
+        (token.value().to_string(), project, glance)
+    })
+}
+
+/// A Keystone standing in for the test bed's: it hands out `tokens` in order (then the last
+/// again, 200 times), each with a catalog whose Glance is at `glance`. The real Glance checks
+/// the tokens with the real Keystone, so a made-up one is answered 401 as an expired one is.
+fn keystone_shim(tokens: &[&str], project: &str, glance: &str) -> TestServer {
+    let server = TestServer::builder().start();
+    let reply = |token: &str| {
+        let body = serde_json::json!({"token": {
+            "expires_at": "2999-01-01T00:00:00.000000Z",
+            "user": {"id": "u1", "name": "admin"},
+            "project": {"id": project, "name": "admin"},
+            "roles": [{"id": "r", "name": "admin"}],
+            "catalog": [{"type": "image", "name": "glance", "endpoints": [
+                {"interface": "public", "region_id": "RegionOne", "region": "RegionOne", "url": glance}]}]
+        }});
+        Reply::new(201, body.to_string())
+            .header("X-Subject-Token", token)
+            .header("Content-Type", "application/json")
+    };
+    let mut replies: Vec<Reply> = tokens.iter().map(|t| reply(t)).collect();
+    if let Some(last) = tokens.last() {
+        replies.extend(std::iter::repeat_with(|| reply(last)).take(200));
+    }
+    server.route("POST /v3/auth/tokens", replies);
+    server
+}
+
+/// `sstream-sync --config CONFIG` in the background against the Keystone `keystone`.
+fn daemon_with_cloud(config: &Path, keystone: &TestServer) -> Daemon {
+    let mut cmd = bin();
+    fake_cloud(&mut cmd, keystone);
+    Daemon::spawn(cmd, config, &[])
+}
+
+/// A TCP relay to Glance that can be stopped (listener closed, connections cut: what the
+/// service sees when Glance stops) and started again on the same port.
+struct Relay {
+    port: u16,
+    upstream: String,
+    state: std::sync::Arc<RelayState>,
+    acceptor: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct RelayState {
+    up: std::sync::atomic::AtomicBool,
+    conns: std::sync::Mutex<Vec<std::net::TcpStream>>,
+    /// Image data uploads (`PUT /v2/images/ID/file`) that went through.
+    uploads: std::sync::atomic::AtomicUsize,
+}
+
+impl Relay {
+    fn new(upstream: &str) -> Relay {
+        let mut relay = Relay {
+            port: 0,
+            upstream: upstream.to_string(),
+            state: Default::default(),
+            acceptor: None,
+        };
+        relay.start();
+        relay
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn uploads(&self) -> usize {
+        self.state.uploads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn start(&mut self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", self.port)).expect("bind");
+        self.port = listener.local_addr().expect("addr").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        self.state.up.store(true, SeqCst);
+        let (state, upstream) = (self.state.clone(), self.upstream.clone());
+        self.acceptor = Some(std::thread::spawn(move || {
+            while state.up.load(SeqCst) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let _ = client.set_nonblocking(false);
+                let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                if let (Ok(c), Ok(s)) = (client.try_clone(), server.try_clone()) {
+                    state.conns.lock().expect("lock").extend([c, s]);
+                }
+                let pipe = |mut from: std::net::TcpStream,
+                            mut to: std::net::TcpStream,
+                            count: Option<std::sync::Arc<RelayState>>| {
+                    std::thread::spawn(move || {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n) = from.read(&mut buf) {
+                            if n == 0 {
+                                break;
+                            }
+                            if let Some(state) = &count {
+                                let head = String::from_utf8_lossy(&buf[..n.min(256)]);
+                                if head.starts_with("PUT /v2/images/") && head.contains("/file ") {
+                                    state.uploads.fetch_add(1, SeqCst);
+                                }
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                        let _ = from.shutdown(std::net::Shutdown::Both);
+                    });
+                };
+                if let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) {
+                    pipe(client, s2, Some(state.clone()));
+                    pipe(server, c2, None);
+                }
+            }
+        }));
+    }
+
+    fn stop(&mut self) {
+        self.state
+            .up
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.acceptor.take() {
+            let _ = t.join();
+        }
+        for c in self.state.conns.lock().expect("lock").drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[test]
+#[ignore = "needs the OpenStack test bed (scripts/test runs it)"]
+fn glance_stopped_in_the_middle_of_a_job_then_started_again_converges_without_duplicates_or_strays()
+{
+    let (token, project, glance) = testbed_token();
+    let upstream = glance
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut relay = Relay::new(&upstream);
+    let keystone = keystone_shim(&[&token], &project, &relay.url());
+    let server = foocloud();
+    // 60-byte images at 10 bytes/s: Glance goes away while an image is being uploaded.
+    server.add_fault("/files/*", Fault::Throttle(10));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cid = unique("glancedown");
+    let config = charm_config(dir.path(), &server.url(), &cid, "retry_interval: 500ms\n");
+    let content_id = format!("{cid}.RegionOne");
+    let mut daemon = daemon_with_cloud(&config, &keystone);
+    wait_for("an upload in flight", Duration::from_secs(60), || {
+        relay.uploads() > 0
+    });
+    relay.stop();
+    wait_for("the job's failure", Duration::from_secs(60), || {
+        job(&read_status(dir.path()), "foo:released").is_some_and(|j| j["last_result"] == "failure")
+    });
+    // Retried while Glance is down: each retry fails, none more often than the retry interval.
+    wait_for("a second failed run", Duration::from_secs(30), || {
+        job(&read_status(dir.path()), "foo:released")
+            .is_some_and(|j| j["totals"]["failures"].as_u64() >= Some(2))
+    });
+    let down = read_status(dir.path());
+    let j = job(&down, "foo:released").expect("job");
+    assert!(j["last_success"].is_null(), "{j}");
+    assert!(
+        j["last_error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{j}"
+    );
+    // The image cut short is still in Glance (nobody could delete it while Glance was down).
+    assert!(
+        images(&content_id, false)
+            .iter()
+            .any(|i| i.status != "active"),
+        "an unfinished image was left: {:?}",
+        images(&content_id, false)
+    );
+    server.clear_faults();
+    relay.start();
+    wait_for("the retry's success", Duration::from_secs(60), || {
+        job(&read_status(dir.path()), "foo:released").is_some_and(|j| j["last_result"] == "success")
+    });
+    daemon.signal("TERM");
+    assert!(
+        daemon.wait(Duration::from_secs(30)).success(),
+        "{}",
+        daemon.stderr()
+    );
+    let found = images(&content_id, false);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_unique_and_active(&found);
+    images(&content_id, true);
+}
+
+#[test]
+#[ignore = "needs the OpenStack test bed (scripts/test runs it)"]
+fn a_token_answered_401_once_is_renewed_transparently() {
+    let (token, project, glance) = testbed_token();
+    // The first token Keystone hands out is one Glance refuses (an expired token, as far as
+    // the service can tell); the next is good.
+    let keystone = keystone_shim(&["gAAAAA-expired-token", &token], &project, &glance);
+    let server = foocloud();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cid = unique("expired");
+    let config = charm_config(dir.path(), &server.url(), &cid, "");
+    let mut cmd = bin();
+    fake_cloud(&mut cmd, &keystone);
+    let (o, _, stderr) = run(cmd.arg("--config").arg(&config).arg("--once"));
+    assert!(o.status.success(), "{stderr}");
+    assert_eq!(
+        keystone.requests_for_route("POST /v3/auth/tokens").len(),
+        2,
+        "one renewal, after the 401"
+    );
+    let s = read_status(dir.path());
+    let j = job(&s, "foo:released").expect("job");
+    assert_eq!(j["last_result"], "success", "{j}");
+    assert_eq!(j["totals"]["failures"], 0, "{j}");
+    let found = images(&format!("{cid}.RegionOne"), false);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_unique_and_active(&found);
+    images(&format!("{cid}.RegionOne"), true);
 }
