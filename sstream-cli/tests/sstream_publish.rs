@@ -745,3 +745,91 @@ fn hex_sha256(bytes: &[u8]) -> String {
     let out = Command::new("sha256sum").arg(&p).output().unwrap();
     text(&out.stdout).split(' ').next().unwrap().to_string()
 }
+
+/// The Glance flavour of "done": a signed repository made by `sstream add` is synced into
+/// Glance on the test bed by our `sstream-mirror-glance`, verifying with the generated keyring,
+/// and the image carries the `os_distro`, `os_version` and `architecture` Glance users and
+/// Nova's scheduler filter on.
+#[test]
+#[ignore = "needs the OpenStack test bed (scripts/test runs it)"]
+fn sstream_mirror_glance_uploads_from_a_published_repo_on_the_test_bed() {
+    use glance_target::{GlanceClient, ListQuery, Session};
+    use simplestreams_testutil::http_server::TestServer;
+
+    let work = tempfile::tempdir().unwrap();
+    let (secret, keyring) = generate_key(&work.path().join("keys"), "publisher");
+    let repo = work.path().join("repo");
+    // Glance inspects what it is given as qcow2 (its virtual size, backing file, data file):
+    // a real version 3 header, 1 GiB virtual, no backing file, the rest zeros.
+    let disk = work.path().join("noble-amd64.img");
+    let mut bytes = vec![0u8; 200_000];
+    bytes[..8].copy_from_slice(b"QFI\xfb\x00\x00\x00\x03");
+    bytes[20..24].copy_from_slice(&16u32.to_be_bytes()); // cluster_bits
+    bytes[24..32].copy_from_slice(&(1u64 << 30).to_be_bytes()); // size
+    bytes[96..100].copy_from_slice(&4u32.to_be_bytes()); // refcount_order
+    bytes[100..104].copy_from_slice(&104u32.to_be_bytes()); // header_length
+    std::fs::write(&disk, &bytes).unwrap();
+    let out = add(
+        &repo,
+        &[&disk],
+        &[
+            "--version",
+            "24.04",
+            "--version-name",
+            "20240601",
+            "--signing-key",
+            s(&secret),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let server = TestServer::serve_dir(&repo);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let cid = format!("cli.publish.{}.{nanos}", std::process::id());
+    let glance_out = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sstream-mirror-glance"))
+        .args(["--cloud-name", "testcloud", "--content-id", &cid])
+        .args(["--visibility", "private", "--keyring", s(&keyring)])
+        .args(["--output-dir", s(glance_out.path())])
+        .arg(format!("{}streams/v1/index.sjson", server.url()))
+        .output()
+        .expect("run sstream-mirror-glance");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let created: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("created "))
+        .collect();
+    assert_eq!(created.len(), 1, "{stdout}");
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let images = rt.block_on(async {
+        let session = Session::from_env().expect("OS_* variables (scripts/openstack-testbed)");
+        let project = session.token().await.expect("token").project_id;
+        let glance = GlanceClient::new(&session).await.expect("glance");
+        let mut query = ListQuery::new().filter("content_id", &cid);
+        if let Some(p) = &project {
+            query = query.filter("owner", p);
+        }
+        let found = glance.list(&query).await.expect("list");
+        for i in &found {
+            let _ = glance.delete(&i.id).await;
+        }
+        found
+    });
+    assert_eq!(images.len(), 1, "{images:?}");
+    let image = &images[0];
+    assert_eq!(image.size, Some(bytes.len() as u64));
+    assert_eq!(image.disk_format.as_deref(), Some("qcow2"));
+    for (k, v) in [
+        ("os_distro", "ubuntu"),
+        ("os_version", "24.04"),
+        ("architecture", "x86_64"),
+        ("product_name", "ubuntu:noble:amd64"),
+        ("version_name", "20240601"),
+    ] {
+        assert_eq!(image.property(k), Some(v), "{k} of {image:?}");
+    }
+}
