@@ -92,3 +92,42 @@ fn a_mirror_in_s3_holds_what_a_directory_mirror_holds_and_the_reference_reads_it
     assert!(q.status.success(), "{}", String::from_utf8_lossy(&q.stderr));
     assert!(!q.stdout.is_empty());
 }
+
+/// An S3 endpoint that is down: the run fails soon with an error naming the endpoint's URL,
+/// and the source is untouched (nothing can have been published there).
+#[test]
+fn an_s3_endpoint_that_is_down_fails_the_mirror_naming_its_url() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let server = TestServer::serve_dir(fixture("python-examples/foocloud"));
+    let source = server.url_for("streams/v1/index.json");
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_sstream-mirror"))
+        .args([source.as_str(), "s3://bucket/prefix", "arch=amd64"])
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_ENDPOINT", endpoint)
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_REGION", "RegionOne")
+        .env("AWS_ACCESS_KEY_ID", "key")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .output()
+        .expect("run sstream-mirror");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a down endpoint succeeded: {err}");
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")),
+        "the error names the endpoint: {err}"
+    );
+    assert!(
+        !err.contains("published"),
+        "nothing is reported published: {err}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(120),
+        "it gives up in time"
+    );
+}
