@@ -134,6 +134,7 @@ fn swift_options(args: &StoreArgs) -> anyhow::Result<SwiftStoreOptions> {
     Ok(SwiftStoreOptions {
         segment_size: args.segment_size.saturating_mul(1 << 20),
         public_read: args.public,
+        ..SwiftStoreOptions::default()
     })
 }
 

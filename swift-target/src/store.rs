@@ -31,10 +31,15 @@ use openstack_client::Error;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SwiftStoreOptions {
     /// Objects larger than this are uploaded as Static Large Objects of segments this large.
-    /// Default 16 MiB: two segments are held in memory during an upload (one sent, one
-    /// filling), and Swift accepts segments from 1 MiB (tests use smaller ones; Swift's own
-    /// minimum, `min_segment_size`, is 1 byte on recent releases).
+    /// Default 16 MiB: `segments_in_flight` + 1 segments are held in memory during an upload
+    /// (those being sent, one filling), and Swift accepts segments from 1 MiB (tests use
+    /// smaller ones; Swift's own minimum, `min_segment_size`, is 1 byte on recent releases).
     pub segment_size: u64,
+    /// How many segments of one object are sent at once (default 2; 0 counts as 1). Each
+    /// segment PUT costs Swift a round of its own (proxy, object servers, fsync: about 20 ms on
+    /// the test bed) besides its bytes; sent one after another, those rounds added up to a
+    /// third of a 1 GiB upload.
+    pub segments_in_flight: usize,
     /// Make the container readable by anyone (`X-Container-Read: .r:*,.rlistings`), as the
     /// reference does for its `--output-swift` stream. The private container never is.
     pub public_read: bool,
@@ -45,6 +50,7 @@ impl Default for SwiftStoreOptions {
         SwiftStoreOptions {
             segment_size: 16 << 20,
             public_read: false,
+            segments_in_flight: 2,
         }
     }
 }
@@ -374,13 +380,14 @@ impl Part {
     }
 }
 
-/// A Static Large Object being uploaded: one segment sent while the next fills.
+/// A Static Large Object being uploaded: segments sent while the next fills.
 struct LargeUpload<'s> {
     store: &'s SwiftStore,
     path: String,
     id: String,
     sent: Vec<SloSegment>,
-    in_flight: Option<tokio::task::JoinHandle<Result<SloSegment, MirrorError>>>,
+    /// Segments being sent, oldest first (the manifest lists them in order).
+    in_flight: std::collections::VecDeque<tokio::task::JoinHandle<Result<SloSegment, MirrorError>>>,
 }
 
 impl<'s> LargeUpload<'s> {
@@ -390,12 +397,16 @@ impl<'s> LargeUpload<'s> {
             path: path.to_string(),
             id: hex::encode(rand::random::<[u8; 16]>()),
             sent: Vec::new(),
-            in_flight: None,
+            in_flight: std::collections::VecDeque::new(),
         }
     }
 
-    async fn wait(&mut self) -> Result<(), MirrorError> {
-        if let Some(task) = self.in_flight.take() {
+    /// Waits until at most `at_most` segments are still being sent.
+    async fn wait(&mut self, at_most: usize) -> Result<(), MirrorError> {
+        while self.in_flight.len() > at_most {
+            let Some(task) = self.in_flight.pop_front() else {
+                break;
+            };
             let segment = task
                 .await
                 .map_err(|e| MirrorError::Aborted(format!("segment upload failed: {e}")))??;
@@ -404,10 +415,11 @@ impl<'s> LargeUpload<'s> {
         Ok(())
     }
 
-    /// Sends `part` as the next segment, once the one before is in.
+    /// Sends `part` as the next segment, once fewer than `segments_in_flight` are being sent.
     async fn send(&mut self, part: Part) -> Result<(), MirrorError> {
-        self.wait().await?;
-        let index = self.sent.len();
+        let in_flight = self.store.options.segments_in_flight.max(1);
+        self.wait(in_flight - 1).await?;
+        let index = self.sent.len() + self.in_flight.len();
         let name = format!(
             "{}{}/{index:08}",
             self.store.segments_of(&self.path),
@@ -415,7 +427,7 @@ impl<'s> LargeUpload<'s> {
         );
         let client = self.store.client.clone();
         let container = self.store.private.clone();
-        self.in_flight = Some(tokio::spawn(async move {
+        self.in_flight.push_back(tokio::spawn(async move {
             let (bytes, md5) = part.finish().await?;
             let size = bytes.len() as u64;
             let put = SwiftPut {
@@ -443,7 +455,7 @@ impl<'s> LargeUpload<'s> {
             if last.len() > 0 {
                 self.send(last).await?;
             }
-            self.wait().await?;
+            self.wait(0).await?;
             let (container, name) = self.store.locate(&self.path)?;
             self.store
                 .client
@@ -477,7 +489,7 @@ impl<'s> LargeUpload<'s> {
 
     /// Removes what this upload sent: nothing of it stays.
     async fn abort(mut self) {
-        if let Some(task) = self.in_flight.take() {
+        for task in self.in_flight.drain(..) {
             task.abort();
             let _ = task.await;
         }

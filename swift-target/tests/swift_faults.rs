@@ -65,6 +65,9 @@ fn options() -> SwiftStoreOptions {
     SwiftStoreOptions {
         segment_size: SEGMENT_SIZE as u64,
         public_read: false,
+        // One segment at a time: the fake answers the PUTs in the order they arrive, and the
+        // tests name which one fails (the test bed's tests run the default, several at once).
+        segments_in_flight: 1,
     }
 }
 
