@@ -1,7 +1,7 @@
 //! Compressed images (`.gz`, `.xz`, `.bz2`, `.zst`) decompressed while they stream.
 //!
 //! The published checksum is of the compressed bytes, so those are verified as they arrive
-//! (the engine's [`verifying`](crate::engine) wrapper, unchanged); [`decompressing`] sits after
+//! (the engine's `verifying` wrapper, unchanged); [`decompressing`] sits after
 //! it and turns them into the image's raw bytes, whose size and sha256 it computes in the same
 //! pass, with what the content is ([`FileType`]: qcow2, raw, vmdk, vhd…) for Glance's
 //! `disk_format`. The published checksum failing, a corrupt or truncated stream, or output
