@@ -867,6 +867,88 @@ fn sigterm_during_a_glance_upload_then_a_restart_finishes_the_job() {
     images(&content_id, true);
 }
 
+/// A stream of one 50 MiB amd64 disk image (served by the returned server) and its sha256.
+fn fifty_mib_stream() -> (TestServer, Vec<u8>) {
+    use sha2::Digest;
+    // Bytes that are no known disk format, so Glance takes them as they are.
+    let data: Vec<u8> = (0..50u32 << 20).map(|i| (i % 251) as u8).collect();
+    let sha256 = hex::encode(sha2::Sha256::digest(&data));
+    let products = serde_json::json!({
+        "format": "products:1.0", "content_id": "org.example:big", "datatype": "image-downloads",
+        "updated": "Sat, 28 Nov 2026 00:00:00 +0000",
+        "products": {"org.example:big:amd64": {
+            "os": "ubuntu", "release": "noble", "version": "24.04", "arch": "amd64",
+            "versions": {"20261128": {"items": {"disk1.img": {
+                "ftype": "disk1.img", "path": "files/big.img",
+                "size": data.len(), "sha256": sha256}}}}}}
+    });
+    let index = serde_json::json!({
+        "format": "index:1.0", "updated": "Sat, 28 Nov 2026 00:00:00 +0000",
+        "index": {"org.example:big": {
+            "format": "products:1.0", "datatype": "image-downloads",
+            "updated": "Sat, 28 Nov 2026 00:00:00 +0000",
+            "path": "streams/v1/big.json", "products": ["org.example:big:amd64"]}}
+    });
+    let server = TestServer::builder()
+        .file("streams/v1/index.json", index.to_string())
+        .file("streams/v1/big.json", products.to_string())
+        .file("files/big.img", data.clone())
+        .start();
+    (server, data)
+}
+
+#[test]
+#[ignore = "needs the OpenStack test bed (scripts/test runs it)"]
+fn sigterm_during_a_50_mib_glance_upload_then_a_restart_uploads_it_whole() {
+    let (server, data) = fifty_mib_stream();
+    // 5 MiB/s: the upload takes about ten seconds, the signal comes in the middle.
+    server.add_fault("/files/*", Fault::Throttle(5 << 20));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cid = unique("term50");
+    let config = charm_config(dir.path(), &server.url(), &cid, "");
+    let content_id = format!("{cid}.RegionOne");
+    let mut daemon = Daemon::start(&config, &[]);
+    wait_for("an upload in flight", Duration::from_secs(60), || {
+        server
+            .requests()
+            .iter()
+            .any(|r| r.path.starts_with("/files/"))
+            && !images(&content_id, false).is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let in_flight = images(&content_id, false);
+    assert!(
+        in_flight.iter().all(|i| i.status != "active"),
+        "the signal comes before the upload ends: {in_flight:?}"
+    );
+    daemon.signal("TERM");
+    assert!(daemon.wait(Duration::from_secs(60)).success());
+    let s = read_status(dir.path());
+    assert_eq!(
+        job(&s, "foo:released").expect("job")["last_result"],
+        "interrupted"
+    );
+    assert!(
+        images(&content_id, false).is_empty(),
+        "the image in flight was deleted: {:?}",
+        images(&content_id, false)
+    );
+    server.clear_faults();
+    let (o, _, stderr) = run(bin().arg("--config").arg(&config).arg("--once"));
+    assert!(o.status.success(), "{stderr}");
+    let found = images(&content_id, false);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_unique_and_active(&found);
+    assert_eq!(found[0].size, Some(data.len() as u64), "{found:?}");
+    let md5 = hex::encode(<md5::Md5 as sha2::Digest>::digest(&data));
+    assert_eq!(
+        found[0].checksum.as_deref(),
+        Some(md5.as_str()),
+        "{found:?}"
+    );
+    images(&content_id, true);
+}
+
 // ---- Faults between the service and the test bed -------------------------------------------
 
 /// The test bed's admin token (its value and project) and Glance's endpoint, from `OS_*`.
