@@ -21,6 +21,25 @@ pub struct HttpSource {
     requester: Requester,
 }
 
+/// `location` as the base URL of the files below it (ending with `/`).
+pub(crate) fn base_url(location: &str) -> Result<Url> {
+    let mut base = Url::parse(location).map_err(|e| Error::Location {
+        location: location.into(),
+        message: e.to_string(),
+    })?;
+    if base.cannot_be_a_base() {
+        return Err(Error::Location {
+            location: location.into(),
+            message: "not a base URL".into(),
+        });
+    }
+    if !base.path().ends_with('/') {
+        let p = format!("{}/", base.path());
+        base.set_path(&p);
+    }
+    Ok(base)
+}
+
 impl HttpSource {
     /// A source rooted at `location` (`http://host/path/`), with its own client.
     pub fn new(location: &str, options: &HttpOptions) -> Result<HttpSource> {
@@ -36,20 +55,7 @@ impl HttpSource {
         client: reqwest::Client,
         retry: RetryConfig,
     ) -> Result<HttpSource> {
-        let mut base = Url::parse(location).map_err(|e| Error::Location {
-            location: location.into(),
-            message: e.to_string(),
-        })?;
-        if base.cannot_be_a_base() {
-            return Err(Error::Location {
-                location: location.into(),
-                message: "not a base URL".into(),
-            });
-        }
-        if !base.path().ends_with('/') {
-            let p = format!("{}/", base.path());
-            base.set_path(&p);
-        }
+        let base = base_url(location)?;
         Ok(HttpSource {
             base,
             requester: Requester { client, retry },

@@ -10,7 +10,7 @@ use http_retry::HttpOptions;
 use crate::error::{Error, Result};
 use crate::store::{GetOptions, GetResult, LocalStore, Store};
 
-mod http;
+pub(crate) mod http;
 mod request;
 mod resume;
 

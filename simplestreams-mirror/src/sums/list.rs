@@ -153,20 +153,7 @@ impl HttpLister {
         client: reqwest::Client,
         retry: RetryConfig,
     ) -> Result<HttpLister> {
-        let mut base = Url::parse(location).map_err(|e| Error::Location {
-            location: location.into(),
-            message: e.to_string(),
-        })?;
-        if base.cannot_be_a_base() {
-            return Err(Error::Location {
-                location: location.into(),
-                message: "not a base URL".into(),
-            });
-        }
-        if !base.path().ends_with('/') {
-            let p = format!("{}/", base.path());
-            base.set_path(&p);
-        }
+        let base = crate::source::http::base_url(location)?;
         Ok(HttpLister {
             base,
             client,
