@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use simplestreams_core::openpgp::SigningKey;
+use simplestreams_mirror::decompress::DecompressOptions;
 use simplestreams_mirror::{
     Error as MirrorError, LocalStore, Mirror, PlanLine, Progress, Publisher, Report, Source, Store,
     SyncOptions,
@@ -39,7 +40,8 @@ impl ImageIdsOutput {
 /// Everything one Glance sync needs besides the session and the source.
 #[derive(Clone)]
 pub struct GlanceSyncOptions {
-    /// The engine's options (entry, filters, `--max`, signatures, checksums, …).
+    /// The engine's options (entry, filters, `--max`, signatures, checksums, …; compressed
+    /// images are decompressed whatever `decompress` says, see [`GlanceSync`]).
     pub sync: SyncOptions,
     /// How images are made; `settings.content_id` is filled in per region.
     pub target: GlanceTargetOptions,
@@ -188,8 +190,14 @@ impl GlanceSync {
         )))
     }
 
+    /// The engine's sync into `target`. Compressed images (`.xz`, `.gz`, `.bz2`, `.zst`) are
+    /// always uploaded decompressed, within `sync.decompress`'s limits when given: Glance
+    /// cannot boot a compressed file, nor tell what is inside.
     fn mirror(&self, target: Arc<GlanceTarget>) -> Mirror {
-        let m = Mirror::new(self.source.clone(), target, self.options.sync.clone());
+        let mut sync = self.options.sync.clone();
+        sync.decompress
+            .get_or_insert_with(DecompressOptions::default);
+        let m = Mirror::new(self.source.clone(), target, sync);
         match &self.progress {
             Some(p) => m.with_progress(p.clone()),
             None => m,

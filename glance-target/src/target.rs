@@ -20,6 +20,7 @@ use crate::image_ids::{publish_image_ids, CloudInfo};
 use crate::latest::latest_changes;
 use crate::modify_hook::run_modify_hook;
 use crate::properties::ImageSettings;
+use crate::upload::content_disk_format;
 use openstack_client::Error;
 
 /// Statuses an image of ours can only have while a sync uploads it; met when we hold the lock,
@@ -396,6 +397,7 @@ impl Target for GlanceTarget {
                 sha256: text("sha256"),
                 md5: image.checksum.clone(),
                 id: Some(image.id.clone()),
+                stored: None,
             };
             state
                 .content
@@ -444,8 +446,15 @@ impl Target for GlanceTarget {
 
     async fn insert_item(&self, item: &NewItem, body: ByteStream) -> Result<(), MirrorError> {
         let image = match &self.options.modify_hook {
+            // Decompressed by the engine, which verified the bytes as published: Glance's md5
+            // is checked against ours of the raw bytes, and the format comes from them.
+            None if item.decompress.is_some() => {
+                let (format, body) = content_disk_format(body).await?;
+                self.upload_checked(item, body, Expected::default(), false, Some(format))
+                    .await?
+            }
             None => {
-                self.upload_checked(item, body, item.expected.clone(), true)
+                self.upload_checked(item, body, item.expected.clone(), true, None)
                     .await?
             }
             Some(cmd) => {
@@ -456,7 +465,7 @@ impl Target for GlanceTarget {
                     ..Expected::default()
                 };
                 let result = self
-                    .upload_checked(item, modified.stream().await?, expected, false)
+                    .upload_checked(item, modified.stream().await?, expected, false, None)
                     .await;
                 modified.remove().await;
                 result?

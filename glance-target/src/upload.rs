@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
-use simplestreams_core::{ChecksumKind, Digests, Expected, StreamVerifier};
+use simplestreams_core::{filetype, ChecksumKind, Digests, Expected, StreamVerifier};
+use simplestreams_mirror::decompress::disk_format_of;
 use simplestreams_mirror::hashing::{Batcher, HashingThread};
 use simplestreams_mirror::{ByteStream, Error as MirrorError, NewItem};
 
@@ -15,14 +16,17 @@ use crate::properties::{disk_format, glance_properties, image_name};
 use crate::target::{to_mirror, GlanceTarget, UNVERIFIED};
 
 impl GlanceTarget {
-    fn new_image(&self, item: &NewItem) -> NewImage {
+    /// The image of `item`; `content_format`: the disk format found in the bytes themselves
+    /// (a decompressed image), which wins over the one its ftype implies.
+    fn new_image(&self, item: &NewItem, content_format: Option<&'static str>) -> NewImage {
         let s = &self.options.settings;
-        let mut image = NewImage::new(
-            image_name(&item.fields, &s.name_prefix),
-            disk_format(&item.fields, s),
-            "bare",
-        )
-        .with_visibility(self.options.visibility.clone());
+        let format = match content_format {
+            // Glance converts whatever comes to raw on import: it is told raw, as always.
+            Some(f) if !s.import_conversion => f,
+            _ => disk_format(&item.fields, s),
+        };
+        let mut image = NewImage::new(image_name(&item.fields, &s.name_prefix), format, "bare")
+            .with_visibility(self.options.visibility.clone());
         // The properties go on at creation (the reference adds them after the upload): an
         // image cut short by a crash is then recognisably ours, and cleaned up next run. It is
         // marked unverified until what Glance stored has been checked.
@@ -39,8 +43,9 @@ impl GlanceTarget {
         body: ByteStream,
         expected: Expected,
         check_stream: bool,
+        content_format: Option<&'static str>,
     ) -> Result<Image, MirrorError> {
-        let new = self.new_image(item);
+        let new = self.new_image(item, content_format);
         let image = self.glance.create(&new).await.map_err(to_mirror)?;
         let result = self
             .upload_into(&image, body, &expected, check_stream)
@@ -124,6 +129,29 @@ impl GlanceTarget {
             self.glance.upload(id, body, size).await.map_err(to_mirror)
         }
     }
+}
+
+/// The disk format of a decompressed image, from its first bytes (what Glance must be told
+/// before the upload starts), and the body with those bytes still in front. A format that only
+/// a footer shows (a fixed VHD) is not seen this way: it goes up as `raw`.
+pub(crate) async fn content_disk_format(
+    mut body: ByteStream,
+) -> Result<(&'static str, ByteStream), MirrorError> {
+    let mut head: Vec<Bytes> = Vec::new();
+    let mut len = 0;
+    while len < filetype::HEAD_BYTES {
+        match body.next().await {
+            Some(Ok(chunk)) => {
+                len += chunk.len();
+                head.push(chunk);
+            }
+            Some(Err(e)) => return Err(e),
+            None => break,
+        }
+    }
+    let format = disk_format_of(filetype::detect(&head.concat(), &[]));
+    let front = stream::iter(head.into_iter().map(Ok));
+    Ok((format, front.chain(body).boxed()))
 }
 
 /// Compares what Glance stored with what was sent.

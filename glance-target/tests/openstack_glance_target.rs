@@ -169,6 +169,7 @@ fn new_item(bed: &Bed, version: &str, bytes: &[u8], expected: Expected) -> NewIt
         path: Some(format!("images/{version}/disk1.img")),
         expected,
         fields,
+        decompress: None,
     }
 }
 

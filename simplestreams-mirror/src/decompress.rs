@@ -99,6 +99,29 @@ impl Compression {
     }
 }
 
+/// The compression of a compressed disk image at `path`, which a target may store
+/// decompressed: a name ending in `.gz`, `.xz`, `.bz2` or `.zst`, but not a compressed tarball
+/// (`.tar.xz`, a root filesystem archive is used as published) and not a bare extension.
+pub fn image_compression(path: &str) -> Option<Compression> {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let compression = Compression::from_name(name)?;
+    let stem = compression.strip(name);
+    if stem == name || stem.to_ascii_lowercase().ends_with(".tar") {
+        return None;
+    }
+    Some(compression)
+}
+
+/// The `ftype` of an item once decompressed: the published one without the compression's
+/// extension, named as the stream conventions name the result (`qcow2.xz` → `disk1.img`,
+/// `raw.xz` → `raw`); `ftype` itself when it does not name the compression (`disk1.img`).
+pub fn decompressed_ftype(ftype: &str, compression: Compression) -> String {
+    match compression.strip(ftype) {
+        stem if stem.len() < ftype.len() => simplestreams_core::sums::ftype_for_extension(stem),
+        _ => ftype.to_string(),
+    }
+}
+
 impl std::fmt::Display for Compression {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -146,10 +169,14 @@ impl Decompressed {
     /// Glance's `disk_format` for the raw bytes: detected from the content, `raw` when the
     /// content is no known container format (a bare filesystem, an unpartitioned disk).
     pub fn disk_format(&self) -> &'static str {
-        self.file_type
-            .and_then(FileType::disk_format)
-            .unwrap_or("raw")
+        disk_format_of(self.file_type)
     }
+}
+
+/// Glance's `disk_format` for decompressed content of type `file_type` ([`filetype::detect`]):
+/// `raw` when it is no known container format (a bare filesystem, an unpartitioned disk).
+pub fn disk_format_of(file_type: Option<FileType>) -> &'static str {
+    file_type.and_then(FileType::disk_format).unwrap_or("raw")
 }
 
 /// Why decompressing failed.
@@ -475,5 +502,29 @@ mod tests {
             Some(Compression::Xz)
         );
         assert_eq!(Compression::from_magic(b"QFI\xfb"), None);
+    }
+
+    #[test]
+    fn images_are_decompressed_and_archives_kept_with_the_ftype_following() {
+        let xz = Some(Compression::Xz);
+        assert_eq!(image_compression("a/debian-12-nocloud-amd64.raw.xz"), xz);
+        assert_eq!(
+            image_compression("F-41.x86_64.qcow2.gz"),
+            Some(Compression::Gzip)
+        );
+        assert_eq!(
+            image_compression("noble-server-cloudimg-amd64-lxd.tar.xz"),
+            None
+        );
+        assert_eq!(image_compression("root.TAR.gz"), None);
+        assert_eq!(image_compression("dir.xz/disk.img"), None);
+        assert_eq!(image_compression("images/.xz"), None);
+        assert_eq!(decompressed_ftype("raw.xz", Compression::Xz), "raw");
+        assert_eq!(decompressed_ftype("qcow2.xz", Compression::Xz), "disk1.img");
+        assert_eq!(
+            decompressed_ftype("disk1.img", Compression::Xz),
+            "disk1.img"
+        );
+        assert_eq!(decompressed_ftype("raw.gz", Compression::Xz), "raw.gz");
     }
 }

@@ -95,5 +95,5 @@ pub use store::{
 };
 pub use target::{
     check_mirror_path, ContentState, HeldItem, ItemKey, ItemTree, NewItem, PendingRemoval, State,
-    StoreTarget, Target, STATE_DIR,
+    StoreTarget, StoredAs, Target, STATE_DIR,
 };

@@ -221,6 +221,7 @@ fn item(path: &str, content: &[u8]) -> NewItem {
         path: Some(path.into()),
         expected,
         fields,
+        decompress: None,
     }
 }
 

@@ -306,3 +306,302 @@ async fn the_compressed_bytes_are_verified_as_published_in_the_same_pass() {
         assert!(e.to_string().contains("sha256"), "{c}: {e}");
     }
 }
+
+/// Mirrors with `--decompress`: compressed images stored raw, described as stored.
+mod mirror {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use serde_json::{json, Value};
+    use simplestreams_core::PlanLimits;
+    use simplestreams_mirror::decompress::{Compression, DecompressOptions};
+    use simplestreams_mirror::{
+        InMemory, MetadataMode, Mirror, Report, Store, StoreExt, StoreSource, SyncOptions,
+    };
+
+    use super::{compress, qcow2_image, sha256};
+
+    fn md5(data: &[u8]) -> String {
+        use simplestreams_core::{ChecksumKind, Expected, StreamVerifier};
+        let mut v = StreamVerifier::new("", Expected::default()).also_compute(ChecksumKind::Md5);
+        v.update(data).unwrap();
+        v.finish().unwrap().md5.unwrap()
+    }
+
+    const PRODUCTS: &str = "streams/v1/p.json";
+
+    /// A version of product `p`: `disk` (a qcow2 image, xz-compressed), `raw` (gzip), and
+    /// `lxd` (a tarball, kept as published, whose md5 the version level gives).
+    fn version(name: &str, files: &mut Vec<(String, Vec<u8>)>, disk: &[u8]) -> Value {
+        let xz = compress(Compression::Xz, disk);
+        let gz = compress(Compression::Gzip, &disk[..disk.len() / 2]);
+        let tar = compress(Compression::Xz, b"a root filesystem archive");
+        let entry = |path: &str, data: &[u8], ftype: &str| json!({"path": path, "size": data.len(), "sha256": sha256(data), "ftype": ftype});
+        let mut disk_entry = entry(&format!("images/{name}/disk.qcow2.xz"), &xz, "qcow2.xz");
+        disk_entry["md5"] = json!(md5(&xz));
+        let v = json!({
+            "md5": md5(&tar),
+            "items": {
+                "disk": disk_entry,
+                "raw": entry(&format!("images/{name}/disk.raw.gz"), &gz, "raw.gz"),
+                "lxd": entry(&format!("images/{name}/root.tar.xz"), &tar, "tar.xz"),
+            }
+        });
+        files.push((format!("images/{name}/disk.qcow2.xz"), xz));
+        files.push((format!("images/{name}/disk.raw.gz"), gz));
+        files.push((format!("images/{name}/root.tar.xz"), tar));
+        v
+    }
+
+    async fn upstream(versions: &[(&str, &[u8])]) -> InMemory {
+        let store = InMemory::new();
+        let mut files = Vec::new();
+        let mut vs = serde_json::Map::new();
+        for (name, disk) in versions {
+            vs.insert(name.to_string(), version(name, &mut files, disk));
+        }
+        let doc = json!({"format": "products:1.0", "content_id": "c", "datatype": "image-downloads",
+            "products": {"p": {"arch": "amd64", "versions": vs}}});
+        store
+            .put_bytes(PRODUCTS, serde_json::to_vec(&doc).unwrap().into())
+            .await
+            .unwrap();
+        for (path, data) in files {
+            store.put_bytes(&path, data.into()).await.unwrap();
+        }
+        store
+    }
+
+    fn options() -> SyncOptions {
+        SyncOptions {
+            entry: PRODUCTS.into(),
+            metadata: MetadataMode::Filtered,
+            decompress: Some(DecompressOptions::default()),
+            limits: PlanLimits {
+                max: Some(1),
+                ..PlanLimits::default()
+            },
+            ..SyncOptions::default()
+        }
+    }
+
+    async fn sync(upstream: &InMemory, mirror: &InMemory, options: SyncOptions) -> Report {
+        Mirror::to_store(
+            Arc::new(StoreSource::new(Arc::new(upstream.clone()))),
+            Arc::new(mirror.clone()),
+            options,
+        )
+        .run()
+        .await
+        .unwrap()
+    }
+
+    async fn published_item(mirror: &InMemory, version: &str, item: &str) -> Value {
+        let doc: Value =
+            serde_json::from_slice(&mirror.get_bytes(PRODUCTS).await.unwrap()).unwrap();
+        doc["products"]["p"]["versions"][version]["items"][item].clone()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn images_are_stored_raw_and_described_as_stored_and_a_rerun_is_a_no_op() {
+        let disk = qcow2_image(1 << 20);
+        let up = upstream(&[("20240101", &disk)]).await;
+        let mirror = InMemory::new();
+        let report = sync(&up, &mirror, options()).await;
+        assert!(report.is_success(), "{:?}", report.errors);
+        assert_eq!(report.downloaded, 3);
+
+        let raw = mirror
+            .get_bytes("images/20240101/disk.qcow2")
+            .await
+            .unwrap();
+        assert_eq!(raw, Bytes::from(disk.clone()));
+        assert!(mirror
+            .head("images/20240101/disk.qcow2.xz")
+            .await
+            .unwrap()
+            .is_none());
+        let half = mirror.get_bytes("images/20240101/disk.raw").await.unwrap();
+        assert_eq!(half.len(), disk.len() / 2);
+        assert!(
+            mirror
+                .head("images/20240101/root.tar.xz")
+                .await
+                .unwrap()
+                .is_some(),
+            "a tarball is kept as published"
+        );
+
+        let item = published_item(&mirror, "20240101", "disk").await;
+        assert_eq!(item["path"], "images/20240101/disk.qcow2");
+        assert_eq!(item["size"], disk.len() as u64);
+        assert_eq!(item["sha256"], sha256(&disk));
+        assert_eq!(
+            item["ftype"], "disk1.img",
+            "qcow2.xz decompressed is a disk1.img"
+        );
+        assert!(
+            item.get("md5").is_none(),
+            "the md5 was the compressed file's: {item}"
+        );
+        let tar = published_item(&mirror, "20240101", "lxd").await;
+        assert_eq!(tar["path"], "images/20240101/root.tar.xz");
+        assert_eq!(tar["ftype"], "tar.xz");
+        assert!(
+            tar.get("md5").is_some(),
+            "the version's md5 moved down onto the items kept as published: {tar}"
+        );
+        let doc: Value =
+            serde_json::from_slice(&mirror.get_bytes(PRODUCTS).await.unwrap()).unwrap();
+        assert!(doc["products"]["p"]["versions"]["20240101"]
+            .get("md5")
+            .is_none());
+
+        let again = sync(&up, &mirror, options()).await;
+        assert!(again.is_success(), "{:?}", again.errors);
+        assert_eq!((again.downloaded, again.removed), (0, 0));
+        assert!(
+            again.products_published.is_empty(),
+            "nothing changed: {again:?}"
+        );
+
+        // Re-verified against the raw record, not the compressed checksums: nothing fetched.
+        let verify = SyncOptions {
+            verify_existing: true,
+            ..options()
+        };
+        let checked = sync(&up, &mirror, verify.clone()).await;
+        assert_eq!(
+            (checked.downloaded, checked.repaired),
+            (0, 0),
+            "{checked:?}"
+        );
+        // A damaged raw file is fetched and decompressed again.
+        mirror
+            .put_bytes("images/20240101/disk.qcow2", Bytes::from_static(b"damaged"))
+            .await
+            .unwrap();
+        let repaired = sync(&up, &mirror, verify).await;
+        assert!(repaired.is_success(), "{:?}", repaired.errors);
+        assert_eq!(repaired.repaired, 1);
+        assert_eq!(
+            mirror
+                .get_bytes("images/20240101/disk.qcow2")
+                .await
+                .unwrap(),
+            Bytes::from(disk)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_newer_version_replaces_the_raw_files_of_the_old_one() {
+        let old = qcow2_image(300_000);
+        let new = qcow2_image(400_000);
+        let mirror = InMemory::new();
+        let report = sync(&upstream(&[("1", &old)]).await, &mirror, options()).await;
+        assert!(report.is_success(), "{:?}", report.errors);
+        let up = upstream(&[("1", &old), ("2", &new)]).await;
+        let report = sync(&up, &mirror, options()).await;
+        assert!(report.is_success(), "{:?}", report.errors);
+        assert_eq!((report.downloaded, report.removed), (3, 3));
+        for gone in [
+            "images/1/disk.qcow2",
+            "images/1/disk.raw",
+            "images/1/root.tar.xz",
+        ] {
+            assert!(
+                mirror.head(gone).await.unwrap().is_none(),
+                "{gone} left behind"
+            );
+        }
+        assert_eq!(
+            mirror.get_bytes("images/2/disk.qcow2").await.unwrap(),
+            Bytes::from(new)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_corrupt_image_fails_its_item_and_publishes_nothing() {
+        let disk = qcow2_image(200_000);
+        let up = upstream(&[("1", &disk)]).await;
+        // Served and published as it is (the checksums match), but not xz inside.
+        let junk = b"not an xz stream at all, though its checksum is right".to_vec();
+        let doc = up.get_bytes(PRODUCTS).await.unwrap();
+        let mut doc: Value = serde_json::from_slice(&doc).unwrap();
+        doc["products"]["p"]["versions"]["1"]["items"]["disk"]["size"] = json!(junk.len());
+        doc["products"]["p"]["versions"]["1"]["items"]["disk"]["sha256"] = json!(sha256(&junk));
+        up.put_bytes(PRODUCTS, serde_json::to_vec(&doc).unwrap().into())
+            .await
+            .unwrap();
+        up.put_bytes("images/1/disk.qcow2.xz", junk.into())
+            .await
+            .unwrap();
+        let mirror = InMemory::new();
+        let report = sync(&up, &mirror, options()).await;
+        assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+        let e = report.errors[0].to_string();
+        assert!(
+            e.contains("p 1 disk") && e.contains("not a valid xz stream"),
+            "{e}"
+        );
+        assert!(mirror.head("images/1/disk.qcow2").await.unwrap().is_none());
+        assert!(
+            mirror.head(PRODUCTS).await.unwrap().is_none(),
+            "nothing published"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_raw_file_landing_on_another_items_file_is_refused() {
+        let disk = qcow2_image(100_000);
+        let up = upstream(&[("1", &disk)]).await;
+        let doc = up.get_bytes(PRODUCTS).await.unwrap();
+        let mut doc: Value = serde_json::from_slice(&doc).unwrap();
+        let plain = b"an uncompressed copy".to_vec();
+        doc["products"]["p"]["versions"]["1"]["items"]["plain"] = json!({
+            "path": "images/1/disk.qcow2", "size": plain.len(), "sha256": sha256(&plain)});
+        up.put_bytes(PRODUCTS, serde_json::to_vec(&doc).unwrap().into())
+            .await
+            .unwrap();
+        up.put_bytes("images/1/disk.qcow2", plain.into())
+            .await
+            .unwrap();
+        let mirror = InMemory::new();
+        let report = sync(&up, &mirror, options()).await;
+        assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+        let e = report.errors[0].to_string();
+        assert!(e.contains("would be stored as images/1/disk.qcow2"), "{e}");
+        assert!(mirror.head(PRODUCTS).await.unwrap().is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn metadata_naming_compressed_files_is_not_published_over_raw_ones() {
+        let disk = qcow2_image(100_000);
+        let up = upstream(&[("1", &disk)]).await;
+        let mirror = InMemory::new();
+        assert!(sync(&up, &mirror, options()).await.is_success());
+        let before = mirror.get_bytes(PRODUCTS).await.unwrap();
+        let verbatim = SyncOptions {
+            metadata: MetadataMode::Verbatim,
+            decompress: None,
+            ..options()
+        };
+        // A changed source, so that the verbatim run has something to publish.
+        up.put_bytes(
+            PRODUCTS,
+            [&up.get_bytes(PRODUCTS).await.unwrap()[..], b"\n"]
+                .concat()
+                .into(),
+        )
+        .await
+        .unwrap();
+        let report = sync(&up, &mirror, verbatim).await;
+        let e = report
+            .errors
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(e.contains("stored decompressed"), "{report:?}");
+        assert_eq!(mirror.get_bytes(PRODUCTS).await.unwrap(), before);
+    }
+}

@@ -343,6 +343,9 @@ impl Runner {
                 }),
             },
             verify_existing: s.verify_existing,
+            // Glance jobs decompress images whatever this says (GlanceSync); mirror jobs
+            // keep files as published.
+            decompress: None,
         }
     }
 

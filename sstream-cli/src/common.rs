@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use simplestreams_core::openpgp::Keyring;
 use simplestreams_core::ChecksumPolicy;
+use simplestreams_mirror::decompress::{DecompressOptions, DEFAULT_MAX_DECOMPRESSED};
 use simplestreams_mirror::{
     load_keyrings, Freshness, HttpOptions, MetadataLimits, RetryConfig, SignaturePolicy,
 };
@@ -287,6 +288,10 @@ pub struct SyncArgs {
     /// Re-verify what the target already holds, and fetch again what fails.
     #[arg(long)]
     pub verify_existing: bool,
+    /// The most one compressed image may decompress to, in MiB (default 128 GiB); beyond it
+    /// the item fails as a decompression bomb.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_DECOMPRESSED >> 20)]
+    pub max_decompressed_size: u64,
 }
 
 impl SyncArgs {
@@ -296,6 +301,13 @@ impl SyncArgs {
             ChecksumPolicy::All
         } else {
             ChecksumPolicy::Strongest
+        }
+    }
+
+    /// Limits of decompressing images.
+    pub fn decompress_options(&self) -> DecompressOptions {
+        DecompressOptions {
+            max_size: self.max_decompressed_size.saturating_mul(1 << 20),
         }
     }
 

@@ -114,6 +114,7 @@ pub fn run(mut args: ConvertArgs) -> anyhow::Result<ExitCode> {
             checksums: args.sync.checksums(),
             freshness: args.sync.freshness(),
             verify_existing: args.sync.verify_existing,
+            decompress: None,
         };
         let report = rt
             .block_on(Mirror::to_store(stream.source.clone(), store, options).run())

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use clap::Parser;
+use clap::{ArgGroup, Parser};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use simplestreams_core::{FilterSet, PlanLimits};
 use simplestreams_mirror::{
@@ -30,7 +30,8 @@ use crate::source::Stream;
     version,
     after_help = "FILTERS are KEY=VALUE, KEY!=VALUE, KEY~REGEX or KEY!~REGEX on the flattened item \
                   fields, all of which must pass.\n\nExample:\n  sstream-mirror --max 1 \
-                  https://cloud-images.ubuntu.com/releases/ /srv/mirror release=noble arch=amd64 ftype=disk1.img"
+                  https://cloud-images.ubuntu.com/releases/ /srv/mirror release=noble arch=amd64 ftype=disk1.img",
+    group(ArgGroup::new("rewritten").args(["filtered_metadata", "decompress"]).multiple(true))
 )]
 pub struct MirrorArgs {
     /// Keep items in the target up to MAX versions even after they left the source.
@@ -78,9 +79,15 @@ pub struct MirrorArgs {
     /// .json.gpg.
     #[arg(long)]
     pub filtered_metadata: bool,
-    /// With --filtered-metadata: sign the published files with this armored secret key. The
-    /// passphrase, if any, is read from $SSTREAM_SIGNING_PASSPHRASE.
-    #[arg(long, value_name = "KEYFILE", requires = "filtered_metadata")]
+    /// Store compressed disk images (.gz, .xz, .bz2, .zst; not .tar.*) decompressed, under
+    /// their name without the extension; implies --filtered-metadata, whose products files
+    /// then name the raw file with its size, sha256 and ftype. The compressed bytes are
+    /// verified as published.
+    #[arg(long)]
+    pub decompress: bool,
+    /// With --filtered-metadata or --decompress: sign the published files with this armored
+    /// secret key. The passphrase, if any, is read from $SSTREAM_SIGNING_PASSPHRASE.
+    #[arg(long, value_name = "KEYFILE", requires = "rewritten")]
     pub signing_key: Option<PathBuf>,
     /// Network flags.
     #[command(flatten)]
@@ -208,7 +215,7 @@ fn sync_options(args: &MirrorArgs, stream: &Stream) -> anyhow::Result<SyncOption
         },
         item_download: !args.no_item_download,
         jobs: args.jobs,
-        metadata: if args.filtered_metadata {
+        metadata: if args.filtered_metadata || args.decompress {
             MetadataMode::Filtered
         } else {
             MetadataMode::Verbatim
@@ -219,6 +226,7 @@ fn sync_options(args: &MirrorArgs, stream: &Stream) -> anyhow::Result<SyncOption
         checksums: args.sync.checksums(),
         freshness: args.sync.freshness(),
         verify_existing: args.sync.verify_existing,
+        decompress: args.decompress.then(|| args.sync.decompress_options()),
     })
 }
 

@@ -212,6 +212,7 @@ fn validate(args: &MirrorGlanceArgs, stream: &Stream) -> anyhow::Result<Plan> {
             checksums: args.sync.checksums(),
             freshness: args.sync.freshness(),
             verify_existing: args.sync.verify_existing,
+            decompress: Some(args.sync.decompress_options()),
         },
         settings: ImageSettings {
             content_id: String::new(),

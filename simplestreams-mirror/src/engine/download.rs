@@ -7,11 +7,14 @@ use futures::stream::{self, StreamExt};
 use simplestreams_core::{ChecksumKind, ChecksumPolicy, Expected, StreamVerifier};
 
 use super::Progress;
+use crate::decompress::{
+    decompressed_ftype, decompressing, image_compression, Compression, DecompressOptions,
+};
 use crate::error::{Error, Result};
 use crate::hashing::{Batcher, HashingThread};
 use crate::source::Source;
 use crate::store::{ByteStream, GetOptions, GetResult};
-use crate::target::{NewItem, Target};
+use crate::target::{NewItem, StoredAs, Target};
 
 /// Wraps `body` so that every byte goes through the verifier; the stream ends with an error if
 /// the size or any checksum of `expected` fails, so that the target never publishes it.
@@ -220,20 +223,24 @@ fn severity(e: &simplestreams_core::Error) -> usize {
 }
 
 /// What happened to one item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Fetch {
     /// Downloaded and verified, this many bytes.
     Downloaded(u64),
+    /// Downloaded (this many bytes, verified as published) and stored decompressed, as this.
+    Decompressed(u64, StoredAs),
     /// Already there and verified.
     Present,
 }
 
-/// Downloads and inserts one item with a `path`, verifying what `checks` asks for.
+/// Downloads and inserts one item with a `path`, verifying what `checks` asks for; with
+/// `decompress`, a compressed disk image is stored decompressed.
 pub(crate) async fn fetch_item(
     source: &dyn Source,
     target: &dyn Target,
     item: &NewItem,
     checks: ChecksumPolicy,
+    decompress: Option<DecompressOptions>,
     progress: Arc<dyn Progress>,
 ) -> Result<Fetch> {
     let Some(path) = item.path.as_deref() else {
@@ -255,7 +262,10 @@ pub(crate) async fn fetch_item(
             url: url.clone(),
             source: Box::new(e),
         })?;
-    if target.has_content(item).await.map_err(wrap)? {
+    let compression = decompress.and_then(|o| Some((image_compression(path)?, o)));
+    // A decompressed item's raw checksums are unknown until it is fetched: nothing held can be
+    // checked against them (the engine re-verifies it from its record, `check_existing`).
+    if compression.is_none() && target.has_content(item).await.map_err(wrap)? {
         tracing::debug!("{}: already present and verified", item.key);
         return Ok(Fetch::Present);
     }
@@ -271,6 +281,33 @@ pub(crate) async fn fetch_item(
             )))
         }
     };
+    let size = item.expected.size.unwrap_or(0);
+    if let Some((compression, options)) = compression {
+        // The target gets other bytes than those published, so it checks none of the
+        // published checksums itself: the engine verifies them all as the bytes arrive.
+        let name = item.key.to_string();
+        let verified = verifying(
+            body,
+            name.clone(),
+            item.expected.checks(checks),
+            url.clone(),
+            progress,
+        );
+        let (raw, handle) = decompressing(verified, compression, options, name);
+        let raw_item = raw_item(item, path, compression);
+        target.insert_item(&raw_item, raw).await.map_err(wrap)?;
+        let done = handle.get().ok_or_else(|| {
+            wrap(Error::Aborted(
+                "the decompressed stream ended before its size and sha256 were known".into(),
+            ))
+        })?;
+        let stored = StoredAs {
+            path: compression.strip(path).to_string(),
+            size: done.size,
+            sha256: done.sha256,
+        };
+        return Ok(Fetch::Decompressed(size, stored));
+    }
     let body = verifying(
         body,
         item.key.to_string(),
@@ -279,7 +316,31 @@ pub(crate) async fn fetch_item(
         progress,
     );
     target.insert_item(item, body).await.map_err(wrap)?;
-    Ok(Fetch::Downloaded(item.expected.size.unwrap_or(0)))
+    Ok(Fetch::Downloaded(size))
+}
+
+/// `item` (published compressed at `path`) as the target gets it decompressed: the raw
+/// file's path, the ftype of the raw content, and no size or checksums (those published are
+/// the compressed file's; the raw ones are known only at the end).
+fn raw_item(item: &NewItem, path: &str, compression: Compression) -> NewItem {
+    let raw_path = compression.strip(path).to_string();
+    let mut fields = item.fields.clone();
+    for k in ["size", "md5", "sha256", "sha512"] {
+        fields.shift_remove(k);
+    }
+    if fields.contains_key("path") {
+        fields.insert("path".into(), raw_path.clone());
+    }
+    if let Some(ftype) = fields.get_mut("ftype") {
+        *ftype = decompressed_ftype(ftype, compression);
+    }
+    NewItem {
+        path: Some(raw_path),
+        expected: Expected::default(),
+        decompress: Some(compression),
+        fields,
+        key: item.key.clone(),
+    }
 }
 
 /// What the engine verifies as the bytes stream: the item's size and the checksums `checks`
@@ -361,6 +422,7 @@ mod tests {
             path: Some("images/disk1.img".into()),
             expected,
             fields: Default::default(),
+            decompress: None,
         }
     }
 
@@ -420,6 +482,7 @@ mod tests {
             &target,
             &item(expected),
             checks,
+            None,
             Arc::new(NoProgress),
         )
         .await;

@@ -11,13 +11,15 @@ use simplestreams_core::{
     json_path, ChecksumPolicy, Document, FilterSet, Index, PlanLimits, Products, PRODUCTS_FORMAT,
 };
 
+use crate::decompress::{image_compression, DecompressOptions};
 use crate::error::{Error, Result};
 use crate::metadata::{MetadataLimits, MetadataReader, SignatureMode, SignaturePolicy};
 use crate::publish::Publisher;
 use crate::source::Source;
 use crate::store::Store;
 use crate::target::{
-    check_mirror_path, HeldItem, ItemKey, NewItem, PendingRemoval, State, StoreTarget, Target,
+    check_mirror_path, HeldItem, ItemKey, NewItem, PendingRemoval, State, StoreTarget, StoredAs,
+    Target,
 };
 
 mod download;
@@ -95,6 +97,12 @@ pub struct SyncOptions {
     /// Re-verify what the target already holds, and fetch again what fails
     /// (`--verify-existing`).
     pub verify_existing: bool,
+    /// Store compressed disk images (see [`crate::decompress::image_compression`])
+    /// decompressed (`--decompress`), within these limits; `None` stores every item as
+    /// published. The bytes as published are verified as always; the raw size and sha256 are
+    /// recorded, and [`MetadataMode::Filtered`] metadata names the raw file with them (the
+    /// source's metadata, naming the compressed file, cannot be published verbatim).
+    pub decompress: Option<DecompressOptions>,
 }
 
 impl Default for SyncOptions {
@@ -112,6 +120,7 @@ impl Default for SyncOptions {
             checksums: ChecksumPolicy::default(),
             freshness: Freshness::default(),
             verify_existing: false,
+            decompress: None,
         }
     }
 }
@@ -465,9 +474,10 @@ impl Mirror {
         let mut report = Report::default();
         self.finish_pending(&mut state).await;
 
-        let g = self.gather(&mut state).await?;
+        let mut g = self.gather(&mut state).await?;
         report.errors.extend(g.errors);
-        let failed_paths = self.download(&g.plans, &mut report).await;
+        let (failed_paths, stored) = self.download(&g.plans, &mut report).await;
+        record_stored(&mut g.plans, &stored);
 
         let mut all_ok = report.errors.is_empty();
         let mut removed: Vec<(ItemKey, HeldItem)> = Vec::new();
@@ -578,13 +588,29 @@ impl Mirror {
 
     /// Downloads every added item with a path, once per path, `jobs` at a time, and with
     /// `verify_existing` fetches again what the target holds but fails verification. Returns
-    /// the paths that failed (their errors go into the report).
-    async fn download(&self, plans: &[ProductsPlan], report: &mut Report) -> HashSet<String> {
+    /// the paths that failed (their errors go into the report), and how the items stored
+    /// decompressed were stored, by published path.
+    async fn download(
+        &self,
+        plans: &[ProductsPlan],
+        report: &mut Report,
+    ) -> (HashSet<String>, HashMap<String, StoredAs>) {
         let mut failed = HashSet::new();
+        let mut stored = HashMap::new();
         if !self.options.item_download {
-            return failed;
+            return (failed, stored);
         }
         let kept = kept_paths(plans);
+        let published: HashSet<&str> = plans
+            .iter()
+            .flat_map(|p| p.add.iter().filter_map(|n| n.path.as_deref()))
+            .chain(kept.keys().map(String::as_str))
+            .chain(
+                kept.values()
+                    .filter_map(|k| Some(k.held.stored.as_ref()?.path.as_str())),
+            )
+            .collect();
+        let mut raw_paths: HashMap<String, &ItemKey> = HashMap::new();
         let mut seen: HashMap<&str, &NewItem> = HashMap::new();
         let mut todo: Vec<&NewItem> = Vec::new();
         let mut md5_only = 0usize;
@@ -607,6 +633,20 @@ impl Mirror {
                 }
                 continue;
             }
+            if let Some(raw) = self.raw_path(path) {
+                // Stored decompressed, it must not land on a file another item publishes,
+                // nor on the raw file of another compression of the same image.
+                let clash = published
+                    .get(raw.as_str())
+                    .map(|p| p.to_string())
+                    .or_else(|| raw_paths.get(&raw).map(|k| k.to_string()));
+                if let Some(other) = clash {
+                    failed.insert(path.clone());
+                    report.errors.push(raw_conflict(n, &raw, &other));
+                    continue;
+                }
+                raw_paths.insert(raw, &n.key);
+            }
             seen.insert(path, n);
             md5_only += usize::from(n.expected.md5_only());
             todo.push(n);
@@ -626,6 +666,7 @@ impl Mirror {
             .fold(0u64, u64::saturating_add);
         self.progress.start(todo.len() as u64, bytes);
         let checks = self.options.checksums;
+        let decompress = self.options.decompress;
         let mut results = stream::iter(todo)
             .map(|n| async move {
                 let r = fetch_item(
@@ -633,6 +674,7 @@ impl Mirror {
                     &*self.target,
                     n,
                     checks,
+                    decompress,
                     self.progress.clone(),
                 )
                 .await;
@@ -646,6 +688,13 @@ impl Mirror {
                     report.downloaded += 1;
                     report.bytes = report.bytes.saturating_add(b);
                 }
+                Ok(Fetch::Decompressed(b, as_stored)) => {
+                    report.downloaded += 1;
+                    report.bytes = report.bytes.saturating_add(b);
+                    if let Some(p) = &n.path {
+                        stored.insert(p.clone(), as_stored);
+                    }
+                }
                 Ok(Fetch::Present) => report.present += 1,
                 Err(e) => {
                     tracing::error!("{e}");
@@ -656,15 +705,28 @@ impl Mirror {
                 }
             }
         }
-        failed
+        (failed, stored)
     }
 
-    /// With `verify_existing`: the items held that no longer verify, to be fetched again.
+    /// Where the item published at `path` is stored when this sync decompresses it.
+    fn raw_path(&self, path: &str) -> Option<String> {
+        self.options.decompress?;
+        image_compression(path).map(|c| c.strip(path).to_string())
+    }
+
+    /// With `verify_existing`: the items held that no longer verify, to be fetched again. An
+    /// item stored decompressed is checked against the raw size and sha256 recorded.
     async fn check_existing<'p>(&self, plans: &'p [ProductsPlan]) -> Vec<&'p NewItem> {
-        let held: Vec<&NewItem> = plans.iter().flat_map(|p| &p.verify).collect();
+        let held: Vec<(&NewItem, Option<NewItem>)> = plans
+            .iter()
+            .flat_map(|p| p.verify.iter().map(move |n| (n, p.held_as_stored(n))))
+            .collect();
         let jobs = self.options.jobs.max(1);
         let results: Vec<(&NewItem, Result<bool>)> = stream::iter(held)
-            .map(|n| async move { (n, self.target.has_content(n).await) })
+            .map(|(n, as_stored)| async move {
+                let check = as_stored.as_ref().unwrap_or(n);
+                (n, self.target.has_content(check).await)
+            })
             .buffer_unordered(jobs)
             .collect()
             .await;
@@ -680,6 +742,65 @@ impl Mirror {
             }
         }
         repair
+    }
+}
+
+/// Records in each plan's `after` how items stored decompressed were stored: those fetched
+/// this run (`fetched`, by published path), and those sharing a published path with an item
+/// stored so before.
+fn record_stored(plans: &mut [ProductsPlan], fetched: &HashMap<String, StoredAs>) {
+    let mut by_path = fetched.clone();
+    for plan in plans.iter() {
+        for held in plan
+            .after
+            .items
+            .values()
+            .flat_map(|v| v.values())
+            .flat_map(|i| i.values())
+        {
+            if let (Some(p), Some(s)) = (&held.path, &held.stored) {
+                by_path.entry(p.clone()).or_insert_with(|| s.clone());
+            }
+        }
+    }
+    if by_path.is_empty() {
+        return;
+    }
+    for plan in plans.iter_mut() {
+        let adding: HashSet<ItemKey> = plan.add.iter().map(|n| n.key.clone()).collect();
+        for (product, versions) in plan.after.items.iter_mut() {
+            for (version, items) in versions.iter_mut() {
+                for (item, held) in items.iter_mut() {
+                    let key = ItemKey {
+                        content_id: plan.content_id.clone(),
+                        product: product.clone(),
+                        version: version.clone(),
+                        item: item.clone(),
+                    };
+                    // Only what this run added gets a new record; what was held keeps its own.
+                    if held.stored.is_some() && !adding.contains(&key) {
+                        continue;
+                    }
+                    if let Some(s) = held.path.as_ref().and_then(|p| by_path.get(p)) {
+                        held.stored = Some(s.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An item whose decompressed file would land on `raw`, a path `other` has.
+fn raw_conflict(item: &NewItem, raw: &str, other: &str) -> Error {
+    Error::Verify {
+        item: item.key.to_string(),
+        url: item.path.clone().unwrap_or_default(),
+        source: Box::new(simplestreams_core::Error::Unverifiable {
+            item: item.key.to_string(),
+            message: format!(
+                "decompressed, it would be stored as {raw}, which is also the file of {other};                  it is not stored"
+            ),
+        }),
     }
 }
 

@@ -30,6 +30,27 @@ pub(crate) struct ProductsPlan {
     pub after: ContentState,
 }
 
+impl ProductsPlan {
+    /// `item` as the target holds it when it was stored decompressed: its raw file, with the
+    /// raw size and sha256 recorded; `None` for an item stored as published.
+    pub fn held_as_stored(&self, item: &NewItem) -> Option<NewItem> {
+        let k = &item.key;
+        let stored = self
+            .after
+            .items
+            .get(&k.product)?
+            .get(&k.version)?
+            .get(&k.item)?
+            .stored
+            .as_ref()?;
+        Some(NewItem {
+            path: Some(stored.path.clone()),
+            expected: stored.expected(),
+            ..item.clone()
+        })
+    }
+}
+
 /// Size and checksums of an item, given how to look up its effective fields.
 fn expected_of(lookup: impl Fn(&str) -> Option<String>) -> Expected {
     let get = |k: &str| {
@@ -83,6 +104,7 @@ fn new_item(products: &Products, id: ItemId<'_>, key: ItemKey) -> Result<NewItem
         path,
         expected: expected_of(lookup),
         fields,
+        decompress: None,
     })
 }
 

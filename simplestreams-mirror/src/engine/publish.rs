@@ -7,11 +7,13 @@ use simplestreams_core::{Index, Products};
 use super::plan::ProductsPlan;
 use super::read::Read;
 use super::MetadataMode;
-use crate::error::Result;
+use crate::decompress::{decompressed_ftype, image_compression};
+use crate::error::{Error, Result};
 use crate::publish::Publisher;
 use crate::target::{ContentState, State};
 
-/// The products document reduced to the items held.
+/// The products document reduced to the items held; items stored decompressed are described
+/// as stored.
 fn filtered_products(products: &Products, held: &ContentState) -> Products {
     let mut out = products.clone();
     out.products.retain(|pname, product| {
@@ -27,7 +29,74 @@ fn filtered_products(products: &Products, held: &ContentState) -> Products {
         });
         !product.versions.is_empty()
     });
+    if holds_stored(held) {
+        describe_as_stored(&mut out, held);
+    }
     out
+}
+
+/// Whether any item of `held` was stored decompressed.
+fn holds_stored(held: &ContentState) -> bool {
+    held.items
+        .values()
+        .flat_map(|v| v.values())
+        .flat_map(|i| i.values())
+        .any(|h| h.stored.is_some())
+}
+
+/// Checksums an item stored decompressed no longer has: only the raw sha256 is known.
+const DROPPED: [&str; 2] = ["md5", "sha512"];
+
+/// Rewrites the items stored decompressed: the raw file's path, size and sha256, the ftype of
+/// the raw content, and no md5 or sha512 (those published are of the compressed file). An md5
+/// or sha512 inherited from above an item (the version, product or top level) is first moved
+/// down onto every item, or the raw file would inherit the compressed file's checksum.
+fn describe_as_stored(out: &mut Products, held: &ContentState) {
+    for key in DROPPED {
+        let inherited = out.fields.contains_key(key)
+            || out.products.values().any(|p| {
+                p.fields.contains_key(key)
+                    || p.versions.values().any(|v| v.fields.contains_key(key))
+            });
+        if !inherited {
+            continue;
+        }
+        let top = out.fields.remove(key);
+        for product in out.products.values_mut() {
+            let from_product = product.fields.remove(key).or_else(|| top.clone());
+            for version in product.versions.values_mut() {
+                let from_version = version.fields.remove(key).or_else(|| from_product.clone());
+                let Some(value) = from_version else { continue };
+                for item in version.items.values_mut() {
+                    item.fields.entry(key).or_insert_with(|| value.clone());
+                }
+            }
+        }
+    }
+    for (pname, product) in out.products.iter_mut() {
+        for (vname, version) in product.versions.iter_mut() {
+            for (iname, item) in version.items.iter_mut() {
+                let Some(h) = held.items.get(pname).and_then(|v| v.get(vname)?.get(iname)) else {
+                    continue;
+                };
+                let (Some(stored), Some(published)) = (&h.stored, &h.path) else {
+                    continue;
+                };
+                let f = &mut item.fields;
+                f.insert("path".into(), Value::String(stored.path.clone()));
+                f.insert("size".into(), Value::from(stored.size));
+                f.insert("sha256".into(), Value::String(stored.sha256.clone()));
+                for key in DROPPED {
+                    f.remove(key);
+                }
+                let compression = image_compression(published);
+                let ftype = f.get("ftype").and_then(Value::as_str).map(str::to_string);
+                if let (Some(c), Some(ftype)) = (compression, ftype) {
+                    f.insert("ftype".into(), Value::String(decompressed_ftype(&ftype, c)));
+                }
+            }
+        }
+    }
 }
 
 /// Publishes one products file; `false` when the published copy is already this one.
@@ -36,6 +105,15 @@ pub(super) async fn products(
     plan: &ProductsPlan,
     mode: MetadataMode,
 ) -> Result<bool> {
+    if mode == MetadataMode::Verbatim && holds_stored(&plan.after) {
+        return Err(Error::Location {
+            location: plan.path.clone(),
+            message: "the mirror holds images of it stored decompressed (--decompress): the \
+                      source's file, naming them compressed, cannot be published as it is; \
+                      mirror with --decompress"
+                .into(),
+        });
+    }
     match mode {
         MetadataMode::Verbatim if plan.read.not_modified => Ok(false),
         MetadataMode::Verbatim => publisher.verbatim(&plan.read.file).await,

@@ -8,6 +8,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use simplestreams_core::{ChecksumKind, Expected};
 
+use crate::decompress::Compression;
 use crate::error::Result;
 use crate::store::{ByteStream, StoreLock, Validators};
 
@@ -57,6 +58,35 @@ pub struct HeldItem {
     /// A target-specific identifier (a Glance image id, for example).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// Where and what the content is when it was stored decompressed
+    /// ([`crate::SyncOptions::decompress`]); `path`, `size` and the checksums above stay those
+    /// published, which is what the next run compares the source with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<StoredAs>,
+}
+
+/// An item's content as stored when that is not as published: the raw bytes of a compressed
+/// image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredAs {
+    /// Its path, relative to the mirror root (the published path without the compression's
+    /// extension).
+    pub path: String,
+    /// Its size.
+    pub size: u64,
+    /// Its sha256, lower-case hex.
+    pub sha256: String,
+}
+
+impl StoredAs {
+    /// What the stored content must be, to verify it again.
+    pub fn expected(&self) -> Expected {
+        Expected {
+            size: Some(self.size),
+            sha256: Some(self.sha256.clone()),
+            ..Expected::default()
+        }
+    }
 }
 
 impl HeldItem {
@@ -72,6 +102,15 @@ impl HeldItem {
                 None
             },
             id: None,
+            stored: None,
+        }
+    }
+
+    /// The path of the content as stored: [`HeldItem::stored`]'s when it was decompressed.
+    pub fn stored_path(&self) -> Option<&str> {
+        match &self.stored {
+            Some(s) => Some(&s.path),
+            None => self.path.as_deref(),
         }
     }
 
@@ -157,6 +196,11 @@ pub struct NewItem {
     /// Its flattened fields (product, version and item levels; top level excluded), for targets
     /// that describe items with properties (Glance).
     pub fields: IndexMap<String, String>,
+    /// Set when the body handed to [`Target::insert_item`] is the decompressed content of an
+    /// item published in this compression: `path` is then where the raw bytes go (the
+    /// published path without the extension), and `expected` is empty (the raw size and
+    /// checksums are known only at the end; the engine verified the bytes as published).
+    pub decompress: Option<Compression>,
 }
 
 impl NewItem {

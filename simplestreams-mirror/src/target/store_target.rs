@@ -125,7 +125,7 @@ impl Target for StoreTarget {
     }
 
     async fn remove_item(&self, _key: &ItemKey, held: &HeldItem) -> Result<()> {
-        match &held.path {
+        match held.stored_path() {
             Some(path) => self.store.delete_if_present(path).await,
             None => Ok(()),
         }
