@@ -6,13 +6,8 @@ use std::process::Command;
 use bytes::Bytes;
 use glance_target::{GlanceClient, NewImage, Session};
 
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("images.{name}.{}.{nanos}", std::process::id())
-}
+mod common;
+use common::unique;
 
 #[test]
 #[ignore = "needs the OpenStack test bed (scripts/test runs it)"]

@@ -5,13 +5,16 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use glance_target::{GlanceClient, Image, ListQuery, Session};
+use glance_target::Session;
 use serde_json::json;
 use simplestreams_core::{
     ChecksumKind, Expected, Item, Product, Products, StreamVerifier, Version,
 };
 use simplestreams_testutil::http_server::{Fault, TestServer};
 use simplestreams_testutil::reference_bin;
+
+mod common;
+use common::{images, unique};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sstream-mirror-glance"))
@@ -86,43 +89,6 @@ fn write_stream(dir: &Path, releases: &[(&str, &str)], versions: &[&str], size: 
     let index = json!({"format": "index:1.0", "index": {cid: {
         "format": "products:1.0", "datatype": "image-downloads", "path": products}}});
     std::fs::write(dir.join("streams/v1/index.json"), index.to_string()).expect("write");
-}
-
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("cli.{name}.{}.{nanos}", std::process::id())
-}
-
-/// Our project's images carrying `content_id`, any status; `clean` deletes them.
-fn images(content_id: &str, clean: bool) -> Vec<Image> {
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let session = Session::from_env().expect("OS_* variables");
-        let project = session
-            .token()
-            .await
-            .expect("token")
-            .project_id
-            .expect("project");
-        let glance = GlanceClient::new(&session).await.expect("glance");
-        let found: Vec<Image> = glance
-            .list(
-                &ListQuery::new()
-                    .filter("content_id", content_id)
-                    .filter("owner", &project),
-            )
-            .await
-            .expect("list");
-        if clean {
-            for i in &found {
-                let _ = glance.delete(&i.id).await;
-            }
-        }
-        found
-    })
 }
 
 /// GET `url` without credentials: the body as text, after checking the status is 200.

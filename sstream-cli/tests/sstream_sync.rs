@@ -651,44 +651,10 @@ fn a_glance_job_whose_region_is_down_fails_alone_and_is_retried() {
 
 // ---- Against the OpenStack test bed --------------------------------------------------------
 
-use glance_target::{GlanceClient, Image, ListQuery, Session};
+use glance_target::{Image, Session};
 
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("sync.{name}.{}.{nanos}", std::process::id())
-}
-
-/// Our project's images carrying `content_id`, any status; `clean` deletes them.
-fn images(content_id: &str, clean: bool) -> Vec<Image> {
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let session = Session::from_env().expect("OS_* variables (source the test bed's openrc)");
-        let project = session
-            .token()
-            .await
-            .expect("token")
-            .project_id
-            .expect("project");
-        let glance = GlanceClient::new(&session).await.expect("glance");
-        let found: Vec<Image> = glance
-            .list(
-                &ListQuery::new()
-                    .filter("content_id", content_id)
-                    .filter("owner", &project),
-            )
-            .await
-            .expect("list");
-        if clean {
-            for i in &found {
-                let _ = glance.delete(&i.id).await;
-            }
-        }
-        found
-    })
-}
+mod common;
+use common::{images, unique};
 
 /// Each (product, version, item) once among `images`, all active: no duplicate, no leftover.
 fn assert_unique_and_active(images: &[Image]) {
