@@ -396,6 +396,18 @@ mod mirror {
         .unwrap()
     }
 
+    /// Sets item `name` of version 1 in `up`'s products file to `item`, served as `data`.
+    async fn add_item(up: &InMemory, name: &str, item: Value, data: Vec<u8>) {
+        let doc = up.get_bytes(PRODUCTS).await.unwrap();
+        let mut doc: Value = serde_json::from_slice(&doc).unwrap();
+        let path = item["path"].as_str().unwrap().to_string();
+        doc["products"]["p"]["versions"]["1"]["items"][name] = item;
+        up.put_bytes(PRODUCTS, serde_json::to_vec(&doc).unwrap().into())
+            .await
+            .unwrap();
+        up.put_bytes(&path, data.into()).await.unwrap();
+    }
+
     async fn published_item(mirror: &InMemory, version: &str, item: &str) -> Value {
         let doc: Value =
             serde_json::from_slice(&mirror.get_bytes(PRODUCTS).await.unwrap()).unwrap();
@@ -526,16 +538,9 @@ mod mirror {
         let up = upstream(&[("1", &disk)]).await;
         // Served and published as it is (the checksums match), but not xz inside.
         let junk = b"not an xz stream at all, though its checksum is right".to_vec();
-        let doc = up.get_bytes(PRODUCTS).await.unwrap();
-        let mut doc: Value = serde_json::from_slice(&doc).unwrap();
-        doc["products"]["p"]["versions"]["1"]["items"]["disk"]["size"] = json!(junk.len());
-        doc["products"]["p"]["versions"]["1"]["items"]["disk"]["sha256"] = json!(sha256(&junk));
-        up.put_bytes(PRODUCTS, serde_json::to_vec(&doc).unwrap().into())
-            .await
-            .unwrap();
-        up.put_bytes("images/1/disk.qcow2.xz", junk.into())
-            .await
-            .unwrap();
+        let disk_item = json!({"path": "images/1/disk.qcow2.xz", "ftype": "qcow2.xz",
+            "size": junk.len(), "sha256": sha256(&junk)});
+        add_item(&up, "disk", disk_item, junk).await;
         let mirror = InMemory::new();
         let report = sync(&up, &mirror, options()).await;
         assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
@@ -555,17 +560,10 @@ mod mirror {
     async fn a_raw_file_landing_on_another_items_file_is_refused() {
         let disk = qcow2_image(100_000);
         let up = upstream(&[("1", &disk)]).await;
-        let doc = up.get_bytes(PRODUCTS).await.unwrap();
-        let mut doc: Value = serde_json::from_slice(&doc).unwrap();
         let plain = b"an uncompressed copy".to_vec();
-        doc["products"]["p"]["versions"]["1"]["items"]["plain"] = json!({
-            "path": "images/1/disk.qcow2", "size": plain.len(), "sha256": sha256(&plain)});
-        up.put_bytes(PRODUCTS, serde_json::to_vec(&doc).unwrap().into())
-            .await
-            .unwrap();
-        up.put_bytes("images/1/disk.qcow2", plain.into())
-            .await
-            .unwrap();
+        let plain_item = json!({"path": "images/1/disk.qcow2", "size": plain.len(),
+            "sha256": sha256(&plain)});
+        add_item(&up, "plain", plain_item, plain).await;
         let mirror = InMemory::new();
         let report = sync(&up, &mirror, options()).await;
         assert_eq!(report.errors.len(), 1, "{:?}", report.errors);

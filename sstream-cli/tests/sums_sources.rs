@@ -203,6 +203,17 @@ fn items(o: &Output) -> Vec<serde_json::Map<String, serde_json::Value>> {
         .collect()
 }
 
+/// Runs `sstream-mirror ARGS` again and checks that it downloaded and published nothing.
+fn assert_rerun_is_a_no_op(args: &[&str]) {
+    let o = mirror(args);
+    ok(&o);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        err.contains("0 item(s) downloaded") && err.contains("0 products file(s) published"),
+        "{err}"
+    );
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8")
 }
@@ -388,13 +399,7 @@ fn sstream_mirror_mirrors_a_sums_directory_and_a_rerun_is_a_no_op() {
         "ftype=disk1.img",
     ]);
     assert_eq!(get(&items(&out)[0], "path"), UBUNTU[0]);
-    let o = mirror(&args);
-    ok(&o);
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(
-        err.contains("0 item(s) downloaded") && err.contains("0 products file(s) published"),
-        "{err}"
-    );
+    assert_rerun_is_a_no_op(&args);
 }
 
 #[test]
@@ -846,13 +851,7 @@ fn sstream_mirror_decompress_stores_raw_images_described_as_stored_and_a_rerun_i
     expected.sort();
     assert_eq!(lines, expected);
 
-    let o = mirror(&args);
-    ok(&o);
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(
-        err.contains("0 item(s) downloaded") && err.contains("0 products file(s) published"),
-        "{err}"
-    );
+    assert_rerun_is_a_no_op(&args);
 }
 
 #[test]

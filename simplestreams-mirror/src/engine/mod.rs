@@ -792,29 +792,31 @@ fn record_stored(plans: &mut [ProductsPlan], fetched: &HashMap<String, StoredAs>
 
 /// An item whose decompressed file would land on `raw`, a path `other` has.
 fn raw_conflict(item: &NewItem, raw: &str, other: &str) -> Error {
-    Error::Verify {
-        item: item.key.to_string(),
-        url: item.path.clone().unwrap_or_default(),
-        source: Box::new(simplestreams_core::Error::Unverifiable {
-            item: item.key.to_string(),
-            message: format!(
-                "decompressed, it would be stored as {raw}, which is also the file of {other};                  it is not stored"
-            ),
-        }),
-    }
+    refused(
+        item,
+        format!("decompressed, it would be stored as {raw}, which is also the file of {other}"),
+    )
 }
 
 /// Two items claiming one path with different content: the second is refused.
 fn conflict(item: &NewItem, other: &ItemKey) -> Error {
+    refused(
+        item,
+        format!(
+            "its path is also the path of {other}, whose size or checksums differ; one file \
+             cannot be both"
+        ),
+    )
+}
+
+/// `item` refused, for `message`, before any download.
+fn refused(item: &NewItem, message: String) -> Error {
     Error::Verify {
         item: item.key.to_string(),
         url: item.path.clone().unwrap_or_default(),
         source: Box::new(simplestreams_core::Error::Unverifiable {
             item: item.key.to_string(),
-            message: format!(
-                "its path is also the path of {other}, whose size or checksums differ; one file \
-                 cannot be both"
-            ),
+            message,
         }),
     }
 }
