@@ -41,6 +41,10 @@ use simplestreams_mirror::{load_keyrings, split_entry, SignaturePolicy};
 use crate::schedule::{parse_duration, Jitter, Schedule, Timing};
 use raw::{Text, S};
 
+/// The default `max_decompressed_size`, in MiB (the tools' default, 128 GiB).
+pub const DEFAULT_MAX_DECOMPRESSED_MIB: u64 =
+    simplestreams_mirror::decompress::DEFAULT_MAX_DECOMPRESSED >> 20;
+
 /// The keyring used when a job names none (the reference's and the charm's default).
 pub const DEFAULT_KEYRING: &str = "/usr/share/keyrings/ubuntu-cloudimage-keyring.gpg";
 
@@ -172,6 +176,9 @@ pub struct JobSpec {
     pub stale_after_days: u64,
     /// Re-verify what the target holds.
     pub verify_existing: bool,
+    /// `max_decompressed_size` in MiB: the most one compressed image may decompress to (Glance
+    /// jobs always decompress; mirror jobs with `decompress`).
+    pub max_decompressed_size_mib: u64,
     /// Where it syncs to.
     pub target: TargetSpec,
 }
@@ -232,6 +239,8 @@ pub struct MirrorSpec {
     pub target: String,
     /// `--filtered-metadata`.
     pub filtered_metadata: bool,
+    /// `--decompress` (implies `filtered_metadata`).
+    pub decompress: bool,
     /// `--signing-key`.
     pub signing_key: Option<PathBuf>,
     /// Download items (`--no-item-download` turns it off).
@@ -852,6 +861,10 @@ fn native_job(
         Some(v) => number(v, &key("stale_after"), 0, p).unwrap_or(30) as u64,
         None => 30,
     };
+    let max_decompressed_size_mib = match &j.max_decompressed_size {
+        Some(v) => number(v, &key("max_decompressed_size"), 1, p).unwrap_or(1) as u64,
+        None => DEFAULT_MAX_DECOMPRESSED_MIB,
+    };
     let (keyrings, keyring_line, keyring_key) = match &j.keyring {
         Some(k) => (
             k.value.0.iter().map(|f| base.join(f)).collect(),
@@ -889,6 +902,7 @@ fn native_job(
         allow_rollback: j.allow_rollback.as_ref().is_some_and(|v| v.value),
         stale_after_days,
         verify_existing: j.verify_existing.as_ref().is_some_and(|v| v.value),
+        max_decompressed_size_mib,
         target: target?,
     };
     if p.0.len() > before {
@@ -1054,10 +1068,15 @@ fn mirror_target(
         );
         return None;
     };
-    let filtered = m.filtered_metadata.as_ref().is_some_and(|v| v.value);
+    let decompress = m.decompress.as_ref().is_some_and(|v| v.value);
+    let filtered = decompress || m.filtered_metadata.as_ref().is_some_and(|v| v.value);
     if let Some(k) = &m.signing_key {
         if !filtered {
-            p.add(line(k), key("signing_key"), "needs filtered_metadata: true");
+            p.add(
+                line(k),
+                key("signing_key"),
+                "needs filtered_metadata: true (or decompress: true)",
+            );
             return None;
         }
     }
@@ -1083,6 +1102,7 @@ fn mirror_target(
     Some(TargetSpec::Mirror(MirrorSpec {
         target: location,
         filtered_metadata: filtered,
+        decompress,
         signing_key: m.signing_key.as_ref().map(|k| base.join(&k.value)),
         item_download: m.item_download.as_ref().is_none_or(|v| v.value),
         public: m.public.as_ref().is_some_and(|v| v.value),

@@ -19,6 +19,7 @@ use glance_target::{
     ImageIdsOutput, Session,
 };
 use simplestreams_core::{ChecksumPolicy, PlanLimits};
+use simplestreams_mirror::decompress::DecompressOptions;
 use simplestreams_mirror::{
     FallbackSource, Freshness, HttpOptions, LocalStore, MetadataLimits, MetadataMode, Mirror,
     PlanLine, Report, RetryConfig, Source, Store, StoreExt, SyncOptions,
@@ -343,9 +344,14 @@ impl Runner {
                 }),
             },
             verify_existing: s.verify_existing,
-            // Glance jobs decompress images whatever this says (GlanceSync); mirror jobs
-            // keep files as published.
-            decompress: None,
+            // Glance jobs decompress images whatever this says (GlanceSync), within these
+            // limits; mirror jobs only with `decompress`.
+            decompress: match &s.target {
+                TargetSpec::Mirror(m) if !m.decompress => None,
+                _ => Some(DecompressOptions {
+                    max_size: s.max_decompressed_size_mib.saturating_mul(1 << 20),
+                }),
+            },
         }
     }
 

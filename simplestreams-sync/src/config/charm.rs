@@ -261,6 +261,7 @@ pub(super) fn jobs(
             allow_rollback: false,
             stale_after_days: 30,
             verify_existing: false,
+            max_decompressed_size_mib: super::DEFAULT_MAX_DECOMPRESSED_MIB,
             target: TargetSpec::Glance(glance.clone()),
         };
         let (keyring_line, keyring_key) = if let Some(k) = &top.custom_keyring {

@@ -203,6 +203,7 @@ pub(crate) struct Job {
     pub allow_rollback: Option<S<bool>>,
     pub stale_after: Option<S<Text>>,
     pub verify_existing: Option<S<bool>>,
+    pub max_decompressed_size: Option<S<Text>>,
     pub glance: Option<S<Glance>>,
     pub mirror: Option<S<Mirror>>,
 }
@@ -234,6 +235,7 @@ pub(crate) struct Glance {
 pub(crate) struct Mirror {
     pub target: Option<S<String>>,
     pub filtered_metadata: Option<S<bool>>,
+    pub decompress: Option<S<bool>>,
     pub signing_key: Option<S<String>>,
     pub item_download: Option<S<bool>>,
     pub public: Option<S<bool>>,

@@ -81,7 +81,7 @@ fn the_complete_example_parses_with_every_key() {
     match &m.spec.target {
         TargetSpec::Mirror(t) => {
             assert_eq!(t.target, "/srv/mirror/cirros");
-            assert!(t.fsync && t.item_download && !t.filtered_metadata);
+            assert!(t.fsync && t.item_download && !t.filtered_metadata && !t.decompress);
             assert_eq!(t.segment_size_mib, 16);
         }
         other => panic!("{other:?}"),
@@ -315,6 +315,10 @@ fn wrong_values_are_refused_with_their_line_and_key() {
         ("    max: lots\n", "sync.yaml:5: jobs[0].max: "),
         ("    keep: true\n", "sync.yaml:5: jobs[0].keep: needs max"),
         ("    parallel: 0\n", "sync.yaml:5: jobs[0].parallel: "),
+        (
+            "    max_decompressed_size: 0\n",
+            "sync.yaml:5: jobs[0].max_decompressed_size: ",
+        ),
     ] {
         let e = refused(&job(extra));
         assert!(e.starts_with(expected), "{extra:?}: {e}");
@@ -407,4 +411,30 @@ fn jobs_take_the_global_timing_unless_they_give_their_own() {
     assert_eq!(b.schedule.interval(), Duration::from_millis(500));
     assert_eq!(b.retry_interval, Duration::from_secs(2));
     assert_eq!(b.max_jitter(), Duration::ZERO);
+}
+
+#[test]
+fn decompress_implies_filtered_metadata_and_takes_a_signing_key_and_a_limit() {
+    let key = simplestreams_testutil::fixture("signed-cases/valid-key/test-signing-key.sec.asc");
+    let text = format!(
+        "jobs:\n  - name: a\n    source: /m\n    no_verify: true\n    max_decompressed_size: 64\n    \
+         mirror: {{target: /t, decompress: true, signing_key: {}}}\n",
+        key.display()
+    );
+    let c = Config::parse(&text, "sync.yaml").unwrap_or_else(|e| panic!("{e}"));
+    let j = &c.jobs[0];
+    assert_eq!(j.spec.max_decompressed_size_mib, 64);
+    match &j.spec.target {
+        TargetSpec::Mirror(m) => assert!(m.decompress && m.filtered_metadata, "{m:?}"),
+        other => panic!("{other:?}"),
+    }
+    let plain = Config::parse(
+        "jobs:\n  - name: a\n    source: /m\n    no_verify: true\n    mirror: {target: /t}\n",
+        "sync.yaml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        plain.jobs[0].spec.max_decompressed_size_mib,
+        DEFAULT_MAX_DECOMPRESSED_MIB
+    );
 }
