@@ -60,6 +60,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+mod memory;
 pub mod metrics;
 pub mod runner;
 pub mod schedule;

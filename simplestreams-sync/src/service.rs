@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
 use crate::config::{Config, Job};
+use crate::memory::Activity;
 use crate::runner::{JobOutcome, Locations, Runner};
 use crate::schedule::format_duration;
 use crate::status::{human_bytes, RunResult, StatusBook};
@@ -93,6 +94,8 @@ struct Shared {
     book: Arc<StatusBook>,
     runner: watch::Receiver<Arc<Runner>>,
     turns: Arc<Turns>,
+    /// The runs in progress: when the last ends, freed memory goes back to the system.
+    activity: Activity,
 }
 
 /// The sync service of one configuration.
@@ -139,6 +142,7 @@ impl Service {
                 book: book.clone(),
                 runner: runner_rx,
                 turns: Arc::new(Turns::default()),
+                activity: Activity::default(),
             },
             config,
             state_dir,
@@ -413,7 +417,9 @@ async fn job_loop(
             return;
         }
         let runner = shared.runner.borrow().clone();
+        let busy = shared.activity.start();
         run_and_record(&shared.book, &runner, &job, stopped(stop.clone()), true).await;
+        drop(busy);
         let reason = *stop.borrow();
         if reason != Stop::No {
             if reason == Stop::Removed {
