@@ -36,4 +36,6 @@ pub use client::{
     SwiftClient,
 };
 pub use openstack_client::{CloudConfig, Error, Result, Session};
-pub use store::{parse_swift_url, SwiftStore, SwiftStoreOptions};
+pub use store::{
+    parse_swift_url, SwiftStore, SwiftStoreOptions, MAX_AUTO_IN_FLIGHT, SEGMENT_MEMORY,
+};

@@ -35,11 +35,12 @@ pub struct SwiftStoreOptions {
     /// (those being sent, one filling), and Swift accepts segments from 1 MiB (tests use
     /// smaller ones; Swift's own minimum, `min_segment_size`, is 1 byte on recent releases).
     pub segment_size: u64,
-    /// How many segments of one object are sent at once (default 1; 0 counts as 1). Each
-    /// segment PUT costs Swift a round of its own (proxy, object servers, fsync) besides its
-    /// bytes; two in flight overlap those rounds: a 1 GiB upload on the test bed took 4.37 s
-    /// instead of 4.77 s (medians of 3) but peaked at 65 MB instead of 48 MB, over the 64 MB
-    /// budget, so one is the default.
+    /// How many segments of one object are sent at once; 0 (the default) sends as many as
+    /// [`SEGMENT_MEMORY`] holds with the one filling (one of 16 MiB, four of 8 MiB). Each
+    /// segment PUT costs Swift a round of its own (proxy, object server, fsync, container
+    /// update) besides its bytes; several in flight overlap those rounds, but each holds a
+    /// whole segment (its MD5 goes first, as `ETag`, for Swift to check): at 16 MiB, two in
+    /// flight peaked at 65 MB, over the 64 MB budget.
     pub segments_in_flight: usize,
     /// Make the container readable by anyone (`X-Container-Read: .r:*,.rlistings`), as the
     /// reference does for its `--output-swift` stream. The private container never is.
@@ -51,7 +52,30 @@ impl Default for SwiftStoreOptions {
         SwiftStoreOptions {
             segment_size: 16 << 20,
             public_read: false,
-            segments_in_flight: 1,
+            segments_in_flight: 0,
+        }
+    }
+}
+
+/// The segment bytes an upload holds at most when [`SwiftStoreOptions::segments_in_flight`] is
+/// 0 (those being sent and the one filling): with the rest of the process (about 16 MB for a
+/// 1 GiB item), under the 64 MB the project allows.
+pub const SEGMENT_MEMORY: u64 = 40 << 20;
+
+/// The most segments sent at once when [`SwiftStoreOptions::segments_in_flight`] is 0: small
+/// segments would otherwise mean dozens of PUTs at once against one proxy.
+pub const MAX_AUTO_IN_FLIGHT: usize = 4;
+
+impl SwiftStoreOptions {
+    /// How many segments are sent at once: [`SwiftStoreOptions::segments_in_flight`], or when 0
+    /// as many as fit in [`SEGMENT_MEMORY`] besides the one filling (at least one, at most
+    /// [`MAX_AUTO_IN_FLIGHT`]).
+    pub fn in_flight(&self) -> usize {
+        match self.segments_in_flight {
+            0 => usize::try_from((SEGMENT_MEMORY / self.segment_size.max(1)).saturating_sub(1))
+                .unwrap_or(usize::MAX)
+                .clamp(1, MAX_AUTO_IN_FLIGHT),
+            n => n,
         }
     }
 }
@@ -222,15 +246,21 @@ impl SwiftStore {
         format!("{}{path}/", self.prefix)
     }
 
-    /// Deletes segments of `path` in the private container: those `which` selects.
-    async fn remove_segments(&self, path: &str, which: Segments<'_>) -> Result<(), MirrorError> {
+    /// Deletes segments of `path` in the private container: those `which` selects, and those
+    /// named in `also` (object names in the private container) whether listed or not.
+    async fn remove_segments(
+        &self,
+        path: &str,
+        which: Segments<'_>,
+        also: &[String],
+    ) -> Result<(), MirrorError> {
         let prefix = self.segments_of(path);
         let listed = self
             .client
             .list_objects(&self.private, Some(&prefix))
             .await
             .map_err(to_mirror)?;
-        let stale: Vec<String> = listed
+        let mut stale: Vec<String> = listed
             .into_iter()
             .filter(|o| {
                 segment_of(&o.name[prefix.len().min(o.name.len())..])
@@ -238,6 +268,11 @@ impl SwiftStore {
             })
             .map(|o| o.name)
             .collect();
+        for name in also {
+            if !stale.contains(name) {
+                stale.push(name.clone());
+            }
+        }
         if !stale.is_empty() {
             tracing::debug!(
                 "{self}: removing {} stale segment(s) of {path}",
@@ -352,10 +387,10 @@ struct Part {
 }
 
 impl Part {
-    fn new(capacity: usize) -> Part {
+    fn new(data: BytesMut) -> Part {
         let md5 = StreamVerifier::new("", Expected::default()).also_compute(ChecksumKind::Md5);
         Part {
-            data: BytesMut::with_capacity(capacity),
+            data,
             hasher: HashingThread::start(md5),
             batcher: Batcher::default(),
         }
@@ -381,23 +416,59 @@ impl Part {
     }
 }
 
+/// Segment buffers handed back once their PUT is answered, for the segments that follow: a
+/// fresh 16 MiB allocation for each segment costs a page fault and a zeroed page every 4 KiB of
+/// it (a tenth of the upload's CPU on the test bed). At most the segments in flight and the one
+/// filling are ever allocated.
+#[derive(Default)]
+struct Buffers(std::sync::Mutex<Vec<BytesMut>>);
+
+impl Buffers {
+    /// An empty buffer of at least `capacity` bytes, reused when one is free.
+    fn take(&self, capacity: usize) -> BytesMut {
+        let reused = self.0.lock().ok().and_then(|mut free| free.pop());
+        match reused {
+            Some(mut b) => {
+                b.clear();
+                b.reserve(capacity);
+                b
+            }
+            None => BytesMut::with_capacity(capacity),
+        }
+    }
+
+    /// Takes back the bytes of a segment that was sent, unless something still holds them.
+    fn give(&self, bytes: Bytes) {
+        if let Ok(b) = bytes.try_into_mut() {
+            if let Ok(mut free) = self.0.lock() {
+                free.push(b);
+            }
+        }
+    }
+}
+
 /// A Static Large Object being uploaded: segments sent while the next fills.
 struct LargeUpload<'s> {
     store: &'s SwiftStore,
+    buffers: std::sync::Arc<Buffers>,
     path: String,
     id: String,
     sent: Vec<SloSegment>,
+    /// Segments started (sent, being sent, or failed): their names are numbered from 0.
+    started: usize,
     /// Segments being sent, oldest first (the manifest lists them in order).
     in_flight: std::collections::VecDeque<tokio::task::JoinHandle<Result<SloSegment, MirrorError>>>,
 }
 
 impl<'s> LargeUpload<'s> {
-    fn new(store: &'s SwiftStore, path: &str) -> Self {
+    fn new(store: &'s SwiftStore, path: &str, buffers: std::sync::Arc<Buffers>) -> Self {
         LargeUpload {
             store,
+            buffers,
             path: path.to_string(),
             id: hex::encode(rand::random::<[u8; 16]>()),
             sent: Vec::new(),
+            started: 0,
             in_flight: std::collections::VecDeque::new(),
         }
     }
@@ -416,18 +487,28 @@ impl<'s> LargeUpload<'s> {
         Ok(())
     }
 
-    /// Sends `part` as the next segment, once fewer than `segments_in_flight` are being sent.
-    async fn send(&mut self, part: Part) -> Result<(), MirrorError> {
-        let in_flight = self.store.options.segments_in_flight.max(1);
-        self.wait(in_flight - 1).await?;
-        let index = self.sent.len() + self.in_flight.len();
-        let name = format!(
+    /// The object name of segment `index` of this upload.
+    fn segment_name(&self, index: usize) -> String {
+        format!(
             "{}{}/{index:08}",
             self.store.segments_of(&self.path),
             self.id
-        );
+        )
+    }
+
+    /// Waits until another segment may be sent.
+    async fn make_room(&mut self) -> Result<(), MirrorError> {
+        self.wait(self.store.options.in_flight() - 1).await
+    }
+
+    /// Sends `part` as the next segment, once fewer than `segments_in_flight` are being sent.
+    async fn send(&mut self, part: Part) -> Result<(), MirrorError> {
+        self.make_room().await?;
+        let name = self.segment_name(self.started);
+        self.started += 1;
         let client = self.store.client.clone();
         let container = self.store.private.clone();
+        let buffers = self.buffers.clone();
         self.in_flight.push_back(tokio::spawn(async move {
             let (bytes, md5) = part.finish().await?;
             let size = bytes.len() as u64;
@@ -435,10 +516,11 @@ impl<'s> LargeUpload<'s> {
                 etag: Some(md5.clone()),
                 ..SwiftPut::default()
             };
-            let etag = client
-                .put_object(&container, &name, bytes, &put)
-                .await
-                .map_err(to_mirror)?;
+            let answer = client
+                .put_object(&container, &name, bytes.clone(), &put)
+                .await;
+            buffers.give(bytes);
+            let etag = answer.map_err(to_mirror)?;
             check_etag(&client, &container, &name, etag.as_deref(), &md5)?;
             Ok(SloSegment {
                 path: format!("/{container}/{name}"),
@@ -475,7 +557,7 @@ impl<'s> LargeUpload<'s> {
         // The object's previous segments, and any an upload killed half-way left, go now.
         if let Err(e) = self
             .store
-            .remove_segments(&self.path, Segments::AllBut(&self.id))
+            .remove_segments(&self.path, Segments::AllBut(&self.id), &[])
             .await
         {
             tracing::warn!(
@@ -490,13 +572,26 @@ impl<'s> LargeUpload<'s> {
 
     /// Removes what this upload sent: nothing of it stays.
     async fn abort(mut self) {
+        // Segments being sent are let finish rather than cut: a PUT cut after its bytes went
+        // may still be stored by Swift after the listing below, and stay as a stray.
+        let mut stored: Vec<String> = std::mem::take(&mut self.sent)
+            .into_iter()
+            .map(|s| s.path)
+            .collect();
         for task in self.in_flight.drain(..) {
-            task.abort();
-            let _ = task.await;
+            if let Ok(Ok(segment)) = task.await {
+                stored.push(segment.path);
+            }
         }
+        // Those Swift answered are deleted by name too: its listing may lag behind the PUTs.
+        let prefix = format!("/{}/", self.store.private);
+        let stored: Vec<String> = stored
+            .iter()
+            .filter_map(|p| p.strip_prefix(&prefix).map(str::to_string))
+            .collect();
         if let Err(e) = self
             .store
-            .remove_segments(&self.path, Segments::Of(&self.id))
+            .remove_segments(&self.path, Segments::Of(&self.id), &stored)
             .await
         {
             tracing::warn!(
@@ -550,8 +645,9 @@ impl Store for SwiftStore {
     ) -> Result<StoreMeta, MirrorError> {
         self.locate(path)?;
         let segment = usize::try_from(self.options.segment_size.max(1)).unwrap_or(usize::MAX);
-        let capacity = segment.min(1 << 20);
-        let mut part = Part::new(capacity);
+        // The first part grows as the body comes: a small object needs no whole segment.
+        let mut part = Part::new(BytesMut::with_capacity(segment.min(1 << 20)));
+        let buffers = std::sync::Arc::new(Buffers::default());
         let mut large: Option<LargeUpload<'_>> = None;
         while let Some(next) = body.next().await {
             let mut chunk = match next {
@@ -568,9 +664,18 @@ impl Store for SwiftStore {
                 let piece = chunk.split_to(room.min(chunk.len()));
                 part.push(piece).await;
                 if part.len() == segment {
-                    let full = std::mem::replace(&mut part, Part::new(segment));
-                    let up = large.get_or_insert_with(|| LargeUpload::new(self, path));
-                    if let Err(e) = up.send(full).await {
+                    let up =
+                        large.get_or_insert_with(|| LargeUpload::new(self, path, buffers.clone()));
+                    // Room first, so that the next part fills the buffer of a segment sent
+                    // rather than one more.
+                    let sent = match up.make_room().await {
+                        Ok(()) => {
+                            let next = Part::new(buffers.take(segment));
+                            up.send(std::mem::replace(&mut part, next)).await
+                        }
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = sent {
                         if let Some(up) = large.take() {
                             up.abort().await;
                         }
@@ -604,7 +709,7 @@ impl Store for SwiftStore {
                 .map_err(to_mirror)?;
         }
         if meta.is_slo {
-            self.remove_segments(path, Segments::All).await?;
+            self.remove_segments(path, Segments::All, &[]).await?;
         }
         Ok(())
     }
@@ -710,6 +815,26 @@ mod tests {
         );
         assert_eq!(parse_swift_url("swift:///x"), None);
         assert_eq!(parse_swift_url("http://x"), None);
+    }
+
+    #[test]
+    fn segments_in_flight_and_the_one_filling_fit_the_segment_memory() {
+        for (mib, in_flight) in [(16, 1), (10, 3), (8, 4), (4, 4), (32, 1), (64, 1)] {
+            let options = SwiftStoreOptions {
+                segment_size: mib << 20,
+                ..SwiftStoreOptions::default()
+            };
+            assert_eq!(options.in_flight(), in_flight, "segments of {mib} MiB");
+            assert!(
+                (in_flight as u64 + 1) * options.segment_size <= SEGMENT_MEMORY || in_flight == 1,
+                "{mib} MiB"
+            );
+        }
+        let fixed = SwiftStoreOptions {
+            segments_in_flight: 3,
+            ..SwiftStoreOptions::default()
+        };
+        assert_eq!(fixed.in_flight(), 3, "a number given is kept");
     }
 
     #[test]

@@ -650,6 +650,45 @@ async fn a_segment_whose_connection_keeps_dropping_fails_the_put_with_no_manifes
         4,
         "the first segment once, the second three times"
     );
+    assert_no_manifest_and_only_deleted(&fake, &puts[0].path, "the stored segment is deleted");
+}
+
+#[tokio::test]
+async fn a_segment_still_being_sent_when_the_body_fails_is_let_finish_and_deleted_though_not_yet_listed(
+) {
+    let fake = Fake::new();
+    let store = fake.store().await;
+    let data = content();
+    let seg = segments(&data);
+    fake.route(SEGMENT_PUTS, vec![stored(seg[0])]);
+    // Swift's listing lags behind the PUT it has just answered: only the name tells.
+    fake.route(LISTING, vec![Reply::new(200, "[]")]);
+    fake.route(SEGMENT_DELETES, vec![Reply::new(204, "")]);
+    // One whole segment (sent at once, while the next fills), then the body fails.
+    let body = stream::iter(vec![
+        Ok(Bytes::copy_from_slice(seg[0])),
+        Ok(Bytes::copy_from_slice(&seg[1][..10])),
+        Err(simplestreams_mirror::Error::Aborted(
+            "checksum mismatch".into(),
+        )),
+    ])
+    .boxed();
+    let err = store
+        .put("obj", body, PutOptions::default())
+        .await
+        .expect_err("a failing body fails the put");
+    assert!(err.to_string().contains("checksum mismatch"), "{err}");
+    let puts = check_segment_puts(&fake);
+    assert_eq!(puts.len(), 1, "the whole segment was sent: {puts:?}");
+    assert_no_manifest_and_only_deleted(
+        &fake,
+        &puts[0].path,
+        "the segment Swift stored is deleted, although its listing did not show it yet",
+    );
+}
+
+/// No manifest was sent, and the one segment DELETE was of `segment` (a request path).
+fn assert_no_manifest_and_only_deleted(fake: &Fake, segment: &str, what: &str) {
     assert!(
         fake.requests(&format!("PUT {OBJECT}")).is_empty(),
         "no manifest naming a missing segment"
@@ -659,9 +698,5 @@ async fn a_segment_whose_connection_keeps_dropping_fails_the_put_with_no_manifes
         .into_iter()
         .map(|r| r.path)
         .collect();
-    assert_eq!(
-        deleted,
-        [puts[0].path.clone()],
-        "the stored segment is deleted"
-    );
+    assert_eq!(deleted, [segment], "{what}");
 }
