@@ -20,13 +20,19 @@ use crate::lock::LockMode;
 /// The smallest part of a multipart upload that S3 accepts (all but the last part).
 pub const MIN_PART_SIZE: usize = 5 << 20;
 
-/// The default part size: 8 MiB. An upload holds the part being filled and up to
-/// [`PARTS_IN_FLIGHT`] parts being sent: 24 MiB at most; S3's 10,000 parts then allow objects
-/// of up to 78 GiB.
+/// The default part size: 8 MiB. S3's 10,000 parts then allow objects of up to 78 GiB.
 pub const DEFAULT_PART_SIZE: usize = 8 << 20;
 
-/// Parts of one upload sent at the same time.
-pub const PARTS_IN_FLIGHT: usize = 2;
+/// The part bytes an upload holds at most (the parts being sent and the one filling): as many
+/// parts are sent at once as fit besides the one filling, at least one and at most
+/// [`MAX_PARTS_IN_FLIGHT`] (two of 16 MiB, four of 8 MiB). With the rest of the process, a
+/// 1 GiB upload stays under the 64 MB the project allows (46 MB measured with parts of 16 MiB).
+pub const PART_MEMORY: usize = 48 << 20;
+
+/// The most parts of one upload sent at once: each is a request of its own to the service,
+/// whose rounds (and, on Swift's s3api, container updates) overlap; small parts would
+/// otherwise mean dozens at once.
+pub const MAX_PARTS_IN_FLIGHT: usize = 4;
 
 /// An `object_store` store (S3, Google Cloud Storage, Azure Blob, in memory) and a prefix in
 /// it, as a [`Store`] of the sync engine. Cloning gives another handle on the same store.
@@ -34,8 +40,8 @@ pub const PARTS_IN_FLIGHT: usize = 2;
 /// - `get`: from an offset with a range request (`Range: bytes=N-`), conditionally with
 ///   `If-None-Match` (the ETag) or, without an ETag, `If-Modified-Since`.
 /// - `put`: a body that ends within one part is one PUT, which the store publishes whole or
-///   not at all. A larger one is a multipart upload in parts of [`Self::part_size`], two sent
-///   while the next fills; the object appears when the upload is completed, and an upload whose
+///   not at all. A larger one is a multipart upload in parts of [`Self::part_size`],
+///   [`Self::parts_in_flight`] sent while the next fills; the object appears when the upload is completed, and an upload whose
 ///   body fails (or whose `put` is dropped) is aborted, so the store discards its parts and the
 ///   previous object stays.
 /// - `delete`: S3 answers success for a missing key; the adapter asks first (HEAD), so that a
@@ -135,6 +141,14 @@ impl ObjectStoreAdapter {
     /// The part size of multipart uploads.
     pub fn part_size(&self) -> usize {
         self.part_size
+    }
+
+    /// How many parts of a multipart upload are sent at once: as many as [`PART_MEMORY`] holds
+    /// besides the one filling, from 1 to [`MAX_PARTS_IN_FLIGHT`].
+    pub fn parts_in_flight(&self) -> usize {
+        (PART_MEMORY / self.part_size.max(1))
+            .saturating_sub(1)
+            .clamp(1, MAX_PARTS_IN_FLIGHT)
     }
 
     /// The prefix, without leading or trailing `/` (empty for the whole store).
@@ -393,7 +407,7 @@ impl Store for ObjectStoreAdapter {
                     }
                     Err(e) => Some(e),
                 },
-                Some(up) => match up.get().wait_for_capacity(PARTS_IN_FLIGHT).await {
+                Some(up) => match up.get().wait_for_capacity(self.parts_in_flight()).await {
                     Ok(()) => {
                         up.get().put(chunk);
                         None

@@ -78,7 +78,9 @@ use object_store::memory::InMemory;
 use object_store::{BackoffConfig, ObjectStore, ObjectStoreScheme};
 use simplestreams_mirror::{Error, Result, RetryConfig};
 
-pub use adapter::{ObjectStoreAdapter, DEFAULT_PART_SIZE, MIN_PART_SIZE, PARTS_IN_FLIGHT};
+pub use adapter::{
+    ObjectStoreAdapter, DEFAULT_PART_SIZE, MAX_PARTS_IN_FLIGHT, MIN_PART_SIZE, PART_MEMORY,
+};
 pub use error::ObjectStoreError;
 pub use lock::LockMode;
 /// The `object_store` crate this one is built on (to build stores for
@@ -266,5 +268,25 @@ mod tests {
         )
         .expect("memory");
         assert_eq!(s.part_size(), MIN_PART_SIZE);
+        assert_eq!(
+            s.parts_in_flight(),
+            MAX_PARTS_IN_FLIGHT,
+            "small parts: the most at once"
+        );
+    }
+
+    #[test]
+    fn parts_in_flight_and_the_one_filling_fit_the_part_memory() {
+        let store = Arc::new(InMemory::new());
+        for (mib, in_flight) in [(16, 2), (12, 3), (8, 4), (5, 4), (24, 1), (64, 1)] {
+            let s = ObjectStoreAdapter::new(store.clone(), "")
+                .expect("adapter")
+                .with_part_size(mib << 20);
+            assert_eq!(s.parts_in_flight(), in_flight, "parts of {mib} MiB");
+            assert!(
+                (in_flight + 1) * s.part_size() <= PART_MEMORY || in_flight == 1,
+                "{mib} MiB"
+            );
+        }
     }
 }
