@@ -68,6 +68,7 @@ pub mod service;
 pub mod status;
 
 pub use config::{Config, ConfigError, Job, JobSpec, Problem, TargetSpec};
+pub use memory::BLOCKING_THREAD_KEEP_ALIVE;
 pub use runner::{BoxFuture, JobOutcome, LocalLocations, Locations, Runner, StoreSettings};
 pub use schedule::{Jitter, Schedule, Timing};
 pub use service::{shutdown_channel, Service, Shutdown, ShutdownTrigger};

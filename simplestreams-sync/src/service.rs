@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
 use crate::config::{Config, Job};
-use crate::memory::Activity;
+use crate::memory::{release_when_idle, Activity};
 use crate::runner::{JobOutcome, Locations, Runner};
 use crate::schedule::format_duration;
 use crate::status::{human_bytes, RunResult, StatusBook};
@@ -247,6 +247,7 @@ impl Service {
             tasks.insert(task.0, task.1);
         }
         self.book.save().await;
+        let release = tokio::task::spawn_local(release_when_idle(self.shared.activity.clone()));
         let stop = shutdown.clone().wait();
         tokio::pin!(stop);
         loop {
@@ -268,6 +269,7 @@ impl Service {
         for h in retired {
             let _ = h.await;
         }
+        release.abort();
         self.book.save().await;
     }
 

@@ -279,7 +279,13 @@ fn serve(args: SstreamSyncArgs, path: PathBuf, config: Config) -> anyhow::Result
     for note in &config.notes {
         tracing::info!("{}: {note}", config.file);
     }
-    let rt = crate::common::runtime()?;
+    // The blocking threads (file I/O, hashing) end soon after a pass rather than 10 s later,
+    // so that what they hold goes back to the system when the service goes idle.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_keep_alive(simplestreams_sync::BLOCKING_THREAD_KEEP_ALIVE)
+        .build()
+        .context("cannot start the async runtime")?;
     let state_dir = state_dir(&config);
     let locations: Arc<dyn Locations> = Arc::new(CliLocations);
     if args.dry_run {
