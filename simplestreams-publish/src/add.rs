@@ -418,14 +418,16 @@ impl Repo {
         let key = &placed.key;
         let file = self.stream_mut(&key.content_id, image.datatype.as_deref());
         file.changed = true;
-        let version = file
-            .doc
-            .products
-            .entry(key.product.clone())
-            .or_default()
-            .versions
-            .entry(key.version.clone())
-            .or_default();
+        // Keys are copied only when new (products get many versions).
+        let products = &mut file.doc.products;
+        let product = match products.get_index_of(&key.product) {
+            Some(at) => &mut products[at],
+            None => products.entry(key.product.clone()).or_default(),
+        };
+        let version = match product.versions.get_index_of(&key.version) {
+            Some(at) => &mut product.versions[at],
+            None => product.versions.entry(key.version.clone()).or_default(),
+        };
         version.items.insert(key.item.clone(), Item { fields });
         let doc = &self.streams[&key.content_id].doc;
         let item = &doc.products[&key.product].versions[&key.version].items[&key.item];

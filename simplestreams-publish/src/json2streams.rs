@@ -162,89 +162,194 @@ impl<'de> serde::Deserialize<'de> for Flat {
 }
 
 /// Parses a flat item list (see the module); `name` names it in errors.
+///
+/// Each item becomes a [`NewImage`] as soon as it is read (no list of parsed items is held
+/// in between). A JSON syntax error anywhere wins over a bad item, as if the whole list were
+/// read first; otherwise the first bad item is refused, by its number.
 pub fn parse_json2streams(bytes: &[u8], name: &str, base: &Path) -> Result<Vec<NewImage>> {
-    let err = |line: usize, message: String| Error::Manifest {
-        file: name.to_string(),
-        line,
+    let mut items = Items {
+        name,
+        base,
+        // Room for the images at once: growing a list of thousands of large structs copies
+        // it over and over. A flat item takes a few hundred bytes of JSON (checksums alone are
+        // 64); room not used is never touched, so an overestimate costs no memory.
+        images: Vec::with_capacity(bytes.len() / 256),
+        first_error: None,
+        count: 0,
+        dirs: Dirs::default(),
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed =
+        serde::de::DeserializeSeed::deserialize(&mut items, &mut de).and_then(|()| de.end());
+    if let Err(e) = parsed {
+        return Err(Error::Manifest {
+            file: name.to_string(),
+            line: e.line(),
+            message: format!("not a JSON list of items: {e}"),
+        });
+    }
+    match items.first_error {
+        Some(e) => Err(e),
+        None => Ok(items.images),
+    }
+}
+
+/// The list being read: items turned into images as they come.
+struct Items<'a> {
+    name: &'a str,
+    base: &'a Path,
+    images: Vec<NewImage>,
+    /// The first bad item; later items are still read (a syntax error after it wins).
+    first_error: Option<Error>,
+    count: usize,
+    dirs: Dirs,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for &mut Items<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for &mut Items<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a sequence")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<(), A::Error> {
+        while let Some(item) = seq.next_element::<Flat>()? {
+            self.count += 1;
+            if self.first_error.is_some() {
+                continue;
+            }
+            match flat_image(item, self.count, self.name, self.base, &mut self.dirs) {
+                Ok(image) => self.images.push(image),
+                Err(e) => {
+                    self.first_error = Some(e);
+                    // What was made is dropped: the list is refused.
+                    self.images = Vec::new();
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Which directories exist, asked once each: items whose files are absent all sit in a few
+/// absent directories (thousands of items, one `stat` each otherwise). A file cannot be in a
+/// directory that does not exist, nor below one.
+#[derive(Default)]
+struct Dirs {
+    /// By the directory's path as written (keyed by its bytes: hashing a `Path` walks its
+    /// components).
+    known: std::collections::HashMap<std::ffi::OsString, bool>,
+}
+
+impl Dirs {
+    /// Whether `path` is a file, without asking about anything below a directory already
+    /// found absent.
+    fn is_file(&mut self, path: &Path) -> bool {
+        // Its directories, the outermost first: the first absent one decides.
+        let mut dirs: Vec<&Path> = path
+            .ancestors()
+            .skip(1)
+            .filter(|d| !d.as_os_str().is_empty())
+            .collect();
+        dirs.reverse();
+        for dir in dirs {
+            let exists = match self.known.get(dir.as_os_str()) {
+                Some(known) => *known,
+                None => {
+                    let exists = dir.is_dir();
+                    self.known.insert(dir.as_os_str().to_owned(), exists);
+                    exists
+                }
+            };
+            if !exists {
+                return false;
+            }
+        }
+        path.is_file()
+    }
+}
+
+/// One flat item (number `n`, from 1) as an image.
+fn flat_image(item: Flat, n: usize, name: &str, base: &Path, dirs: &mut Dirs) -> Result<NewImage> {
+    // Errors name the item by its number (1-based) in the list.
+    let at = |message: String| Error::Manifest {
+        file: format!("{name} item"),
+        line: n,
         message,
     };
-    let items: Vec<Flat> = serde_json::from_slice(bytes)
-        .map_err(|e| err(e.line(), format!("not a JSON list of items: {e}")))?;
-    let mut out = Vec::with_capacity(items.len());
-    for (n, item) in items.into_iter().enumerate() {
-        // Errors name the item by its number (1-based) in the list.
-        let at = |message: String| Error::Manifest {
-            file: format!("{name} item"),
-            line: n + 1,
-            message,
-        };
-        if item.not_object {
-            return Err(at("not an object".into()));
-        }
-        let Flat {
-            known, size, rest, ..
-        } = item;
-        let [content_id, product, version, item_name, path, ftype, md5, sha256, sha512] =
-            known.map(|v| v.map(as_string));
-        let text = |v: Option<std::result::Result<String, ()>>, key: &str| {
-            v.transpose()
-                .map_err(|()| at(format!("{key}: expected a string")))
-        };
-        let required = |v: Option<std::result::Result<String, ()>>, key: &str| {
-            text(v, key)?
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| at(format!("missing field `{key}`")))
-        };
-        let content_id = required(content_id, "content_id")?;
-        let product = required(product, "product_name")?;
-        let version = required(version, "version_name")?;
-        let item_name = required(item_name, "item_name")?;
-        let path = required(path, "path")?;
-        let ftype = text(ftype, "ftype")?;
-        let size = match size {
-            None => None,
-            Some(v) => Some(parse_size(&v).map_err(|m| at(format!("size: {m}")))?),
-        };
-        let lower = |s: Option<String>| {
-            s.map(|mut s| {
-                s.make_ascii_lowercase();
-                s
-            })
-        };
-        let expected = Expected {
-            size,
-            md5: lower(text(md5, "md5")?),
-            sha256: lower(text(sha256, "sha256")?),
-            sha512: lower(text(sha512, "sha512")?),
-        };
-        let local = base.join(&path);
-        let source = if local.is_file() {
-            ImageSource::File(local)
-        } else if expected.size.is_some() && !expected.kinds().is_empty() {
-            ImageSource::Described
-        } else {
-            return Err(at(format!(
-                "{path}: no file at {} and no size and checksum to publish it as described",
-                local.display()
-            )));
-        };
-        let sha512 = expected.sha512.is_some();
-        let mut image = NewImage::file("");
-        image.source = source;
-        image.content_id = Some(content_id);
-        image.product_id = Some(product);
-        image.version_name = Some(version);
-        image.item_name = Some(item_name);
-        image.ftype = ftype;
-        image.infer_ftype = false;
-        image.placement = Placement::Exact(path);
-        image.expected = expected;
-        image.sha512 = sha512;
-        image.fields = rest;
-        image.check_fields().map_err(|e| at(e.to_string()))?;
-        out.push(image);
+    if item.not_object {
+        return Err(at("not an object".into()));
     }
-    Ok(out)
+    let Flat {
+        known, size, rest, ..
+    } = item;
+    let [content_id, product, version, item_name, path, ftype, md5, sha256, sha512] =
+        known.map(|v| v.map(as_string));
+    let text = |v: Option<std::result::Result<String, ()>>, key: &str| {
+        v.transpose()
+            .map_err(|()| at(format!("{key}: expected a string")))
+    };
+    let required = |v: Option<std::result::Result<String, ()>>, key: &str| {
+        text(v, key)?
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| at(format!("missing field `{key}`")))
+    };
+    let content_id = required(content_id, "content_id")?;
+    let product = required(product, "product_name")?;
+    let version = required(version, "version_name")?;
+    let item_name = required(item_name, "item_name")?;
+    let path = required(path, "path")?;
+    let ftype = text(ftype, "ftype")?;
+    let size = match size {
+        None => None,
+        Some(v) => Some(parse_size(&v).map_err(|m| at(format!("size: {m}")))?),
+    };
+    let lower = |s: Option<String>| {
+        s.map(|mut s| {
+            s.make_ascii_lowercase();
+            s
+        })
+    };
+    let expected = Expected {
+        size,
+        md5: lower(text(md5, "md5")?),
+        sha256: lower(text(sha256, "sha256")?),
+        sha512: lower(text(sha512, "sha512")?),
+    };
+    let local = base.join(&path);
+    let source = if dirs.is_file(&local) {
+        ImageSource::File(local)
+    } else if expected.size.is_some() && !expected.kinds().is_empty() {
+        ImageSource::Described
+    } else {
+        return Err(at(format!(
+            "{path}: no file at {} and no size and checksum to publish it as described",
+            local.display()
+        )));
+    };
+    let sha512 = expected.sha512.is_some();
+    let mut image = NewImage::file("");
+    image.source = source;
+    image.content_id = Some(content_id);
+    image.product_id = Some(product);
+    image.version_name = Some(version);
+    image.item_name = Some(item_name);
+    image.ftype = ftype;
+    image.infer_ftype = false;
+    image.placement = Placement::Exact(path);
+    image.expected = expected;
+    image.sha512 = sha512;
+    image.fields = rest;
+    image.check_fields().map_err(|e| at(e.to_string()))?;
+    Ok(image)
 }
 
 /// A scalar field as a string.
@@ -285,6 +390,45 @@ mod tests {
         assert_eq!(images[1].expected.sha256.as_deref(), Some("ab"));
         assert_eq!(images[1].fields["count"], 3, "other values as given");
         assert_eq!(images[1].placement, Placement::Exact("files/b.txt".into()));
+    }
+
+    #[test]
+    fn a_syntax_error_wins_over_a_bad_item_before_it() {
+        let text = r#"[{"content_id": "c"}, {"content_id": "#;
+        let err = parse_json2streams(text.as_bytes(), "i.json", Path::new("/"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("i.json:1: not a JSON list of items"),
+            "{err}"
+        );
+        let err = parse_json2streams(b"{}", "i.json", Path::new("/"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected a sequence"), "{err}");
+    }
+
+    #[test]
+    fn an_absent_directory_is_asked_about_once() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("files/1")).unwrap();
+        std::fs::write(dir.path().join("files/1/a.img"), "x").unwrap();
+        let mut dirs = Dirs::default();
+        assert!(dirs.is_file(&dir.path().join("files/1/a.img")));
+        assert!(!dirs.is_file(&dir.path().join("files/1/b.img")));
+        assert!(!dirs.is_file(&dir.path().join("files/1/a.img/c")));
+        for n in 0..100 {
+            assert!(!dirs.is_file(&dir.path().join(format!("absent/{n}/a.img"))));
+        }
+        let absent = dir.path().join("absent");
+        assert_eq!(dirs.known.get(absent.as_os_str()), Some(&false));
+        assert!(
+            !dirs
+                .known
+                .keys()
+                .any(|k| Path::new(k).starts_with(&absent) && k != &absent),
+            "nothing below an absent directory is asked about"
+        );
     }
 
     #[test]

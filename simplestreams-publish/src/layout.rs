@@ -31,12 +31,25 @@ pub const ITEM_STICKY: &[&str] = &[
 /// Keys kept on versions (not moved up to the product).
 pub const VERSION_STICKY: &[&str] = &["label", "pubname"];
 
+// `match` rather than a search of the lists: asked for every field of every item (tens of
+// thousands of times for a large stream); `sticky_matches_the_lists` keeps them in step.
 fn item_sticky(key: &str) -> bool {
-    ITEM_STICKY.contains(&key) || key.starts_with("combined_")
+    matches!(
+        key,
+        "path"
+            | "size"
+            | "md5"
+            | "sha256"
+            | "sha512"
+            | "mirrors"
+            | "ftype"
+            | "disk_format"
+            | "delta_base"
+    ) || key.starts_with("combined_")
 }
 
 fn version_sticky(key: &str) -> bool {
-    VERSION_STICKY.contains(&key) || item_sticky(key)
+    matches!(key, "label" | "pubname") || item_sticky(key)
 }
 
 fn is_scalar(v: &Value) -> bool {
@@ -94,6 +107,29 @@ fn move_shared(mut children: Vec<&mut Map>, parent: &mut Map, sticky: fn(&str) -
     let Some((first, rest)) = children.split_first_mut() else {
         return;
     };
+    if rest.is_empty() {
+        // One child (a version of one item, as most are): every key it may give up moves,
+        // keys and values moved rather than copied.
+        let moves = |k: &str, v: &Value, parent: &Map| match v {
+            Value::String(s) => {
+                !sticky(k) && parent.get(k).is_none_or(|p| p.as_str() == Some(s.as_str()))
+            }
+            _ => false,
+        };
+        if first.iter().any(|(k, v)| moves(k, v, parent)) {
+            let fields = std::mem::take(&mut **first);
+            let mut kept = Map::with_capacity(fields.len());
+            for (k, v) in fields {
+                if moves(&k, &v, parent) {
+                    parent.insert(k, v);
+                } else {
+                    kept.insert(k, v);
+                }
+            }
+            **first = kept;
+        }
+        return;
+    }
     let moving: Vec<String> = first
         .iter()
         .filter(|(k, v)| {
@@ -161,6 +197,22 @@ mod tests {
             .fields
             .contains_key("combined_squashfs_sha256"));
         assert!(!p.fields.contains_key("label"));
+    }
+
+    #[test]
+    fn sticky_matches_the_lists() {
+        for key in ITEM_STICKY {
+            assert!(item_sticky(key) && version_sticky(key), "{key}");
+        }
+        for key in VERSION_STICKY {
+            assert!(version_sticky(key) && !item_sticky(key), "{key}");
+        }
+        assert!(item_sticky("combined_squashfs_sha256"));
+        for key in [
+            "os", "arch", "release", "item_url", "pat", "sizes", "label_",
+        ] {
+            assert!(!version_sticky(key), "{key}");
+        }
     }
 
     #[test]

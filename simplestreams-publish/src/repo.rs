@@ -374,14 +374,20 @@ impl Repo {
             let file = self.dropped.remove(pos);
             self.streams.insert(content_id.to_string(), file);
         }
-        self.streams
-            .entry(content_id.to_string())
-            .or_insert_with(|| StreamFile {
-                path: format!("streams/v1/{content_id}.json"),
-                doc: Products::new(content_id, datatype.unwrap_or(DEFAULT_DATATYPE)),
-                raw: None,
-                changed: true,
-            })
+        // Looked up before its key is made: called once per item added.
+        let at = match self.streams.get_index_of(content_id) {
+            Some(at) => at,
+            None => {
+                let file = StreamFile {
+                    path: format!("streams/v1/{content_id}.json"),
+                    doc: Products::new(content_id, datatype.unwrap_or(DEFAULT_DATATYPE)),
+                    raw: None,
+                    changed: true,
+                };
+                self.streams.insert_full(content_id.to_string(), file).0
+            }
+        };
+        &mut self.streams[at]
     }
 
     /// Moves emptied products files out of the index.
