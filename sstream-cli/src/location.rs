@@ -23,7 +23,8 @@ pub struct StoreArgs {
     pub no_fsync: bool,
     /// Objects larger than this many MiB go to Swift as Static Large Objects in segments of
     /// this size, and to S3 as multipart uploads in parts of this size (at least 5 MiB there);
-    /// two are held in memory during an upload.
+    /// the segments being sent and the one filling are held in memory, at most 40 MiB of them
+    /// on Swift and 48 MiB on S3 (one larger segment at a time).
     #[arg(long, value_name = "MIB", default_value_t = 16)]
     pub segment_size: u64,
     /// Make a Swift container readable by anyone (`.r:*,.rlistings`), as a public mirror
