@@ -129,6 +129,10 @@ pub struct GlanceTarget {
     pub(crate) options: GlanceTargetOptions,
     /// Names of the images seen, by id (for `removing ID: NAME`).
     names: Mutex<HashMap<String, String>>,
+    /// Our images as last listed, while nothing of ours has changed since: a sync lists them
+    /// when it takes the lock, to load its state and to finish, and a no-op sync changes
+    /// nothing in between, so one listing serves all three. A target lives for one sync.
+    listing: Mutex<Option<Vec<Image>>>,
 }
 
 impl fmt::Display for GlanceTarget {
@@ -160,6 +164,14 @@ impl GlanceTarget {
             project_id,
             options,
             names: Mutex::new(HashMap::new()),
+            listing: Mutex::new(None),
+        }
+    }
+
+    /// Something of ours in Glance is about to change (or has): the next look lists again.
+    pub(crate) fn changing(&self) {
+        if let Ok(mut l) = self.listing.lock() {
+            *l = None;
         }
     }
 
@@ -178,8 +190,12 @@ impl GlanceTarget {
     }
 
     /// Every image of our project with our content id, whatever its status. One listing,
-    /// filtered by Glance (owner and property), not every image of the cloud.
+    /// filtered by Glance (owner and property), not every image of the cloud; made again only
+    /// once this target has changed something.
     pub async fn our_images(&self) -> Result<Vec<Image>, Error> {
+        if let Some(listed) = self.listing.lock().ok().and_then(|l| l.clone()) {
+            return Ok(listed);
+        }
         let query = ListQuery::new()
             .filter("owner", &self.project_id)
             .filter("content_id", self.content_id())
@@ -196,6 +212,9 @@ impl GlanceTarget {
             for i in &ours {
                 names.insert(i.id.clone(), i.name.clone().unwrap_or_default());
             }
+        }
+        if let Ok(mut l) = self.listing.lock() {
+            *l = Some(ours.clone());
         }
         Ok(ours)
     }
@@ -222,6 +241,9 @@ impl GlanceTarget {
                 continue;
             }
             let unfinished = UNFINISHED.contains(&image.status.as_str());
+            if unfinished || image.property(UNVERIFIED).is_some() {
+                self.changing();
+            }
             if !unfinished && image.property(UNVERIFIED).is_some() {
                 if matches_its_stream(&image) {
                     tracing::info!(
@@ -280,10 +302,44 @@ impl GlanceTarget {
                 } else {
                     PatchOp::remove("latest")
                 };
+                self.changing();
                 self.glance.update(&id, &[op]).await?;
             }
         }
         Ok(())
+    }
+}
+
+impl GlanceTarget {
+    /// Uploads `item` from `body` into a new image, as the options say (decompressed, through
+    /// the modify hook, or as it is); the image is deleted on any failure.
+    async fn upload_item(&self, item: &NewItem, body: ByteStream) -> Result<Image, MirrorError> {
+        Ok(match &self.options.modify_hook {
+            // Decompressed by the engine, which verified the bytes as published: Glance's md5
+            // is checked against ours of the raw bytes, and the format comes from them.
+            None if item.decompress.is_some() => {
+                let (format, body) = content_disk_format(body).await?;
+                self.upload_checked(item, body, Expected::default(), false, Some(format))
+                    .await?
+            }
+            None => {
+                self.upload_checked(item, body, item.expected.clone(), true, None)
+                    .await?
+            }
+            Some(cmd) => {
+                let modified = run_modify_hook(cmd, item, body).await?;
+                let expected = Expected {
+                    size: Some(modified.size),
+                    md5: Some(modified.md5.clone()),
+                    ..Expected::default()
+                };
+                let result = self
+                    .upload_checked(item, modified.stream().await?, expected, false, None)
+                    .await;
+                modified.remove().await;
+                result?
+            }
+        })
     }
 }
 
@@ -445,32 +501,11 @@ impl Target for GlanceTarget {
     }
 
     async fn insert_item(&self, item: &NewItem, body: ByteStream) -> Result<(), MirrorError> {
-        let image = match &self.options.modify_hook {
-            // Decompressed by the engine, which verified the bytes as published: Glance's md5
-            // is checked against ours of the raw bytes, and the format comes from them.
-            None if item.decompress.is_some() => {
-                let (format, body) = content_disk_format(body).await?;
-                self.upload_checked(item, body, Expected::default(), false, Some(format))
-                    .await?
-            }
-            None => {
-                self.upload_checked(item, body, item.expected.clone(), true, None)
-                    .await?
-            }
-            Some(cmd) => {
-                let modified = run_modify_hook(cmd, item, body).await?;
-                let expected = Expected {
-                    size: Some(modified.size),
-                    md5: Some(modified.md5.clone()),
-                    ..Expected::default()
-                };
-                let result = self
-                    .upload_checked(item, modified.stream().await?, expected, false, None)
-                    .await;
-                modified.remove().await;
-                result?
-            }
-        };
+        self.changing();
+        let uploaded = self.upload_item(item, body).await;
+        // Again, whatever the outcome: a listing made meanwhile does not show how it ended.
+        self.changing();
+        let image = uploaded?;
         let name = image.name.clone().unwrap_or_default();
         if let Ok(mut names) = self.names.lock() {
             names.insert(image.id.clone(), name.clone());
@@ -494,6 +529,7 @@ impl Target for GlanceTarget {
     /// An upload cut short leaves an image `queued` or `saving`: deleted now, not by the next
     /// sync.
     async fn interrupted(&self) -> Result<(), MirrorError> {
+        self.changing();
         self.clean_up_unfinished().await.map_err(to_mirror)?;
         Ok(())
     }
@@ -502,6 +538,7 @@ impl Target for GlanceTarget {
         let Some(id) = &held.id else {
             return Ok(());
         };
+        self.changing();
         let name = self
             .names
             .lock()

@@ -323,10 +323,18 @@ fn syncs_a_stream_then_no_op_and_the_image_ids_stream_reads_back_with_both_queri
         &mut bin(),
         &template,
         &index_url(&server),
-        &["--output-dir", &dir],
+        &["--output-dir", &dir, "-vv"],
     ));
     assert!(o.status.success(), "{stderr}");
     assert_eq!(stdout, "", "a second run uploads and removes nothing");
+    // Taking the lock, loading the state and publishing the image ids all look at the same
+    // images: a run that changes nothing lists them once.
+    let listings = stderr
+        .lines()
+        .filter(|l| l.contains("OpenStack request") && l.contains("method=GET"))
+        .filter(|l| l.contains("/v2/images?"))
+        .count();
+    assert_eq!(listings, 1, "{stderr}");
     assert_eq!(images(&format!("{cid}:RegionOne"), true).len(), 4);
 }
 
