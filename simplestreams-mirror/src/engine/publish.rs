@@ -73,8 +73,17 @@ fn describe_as_stored(out: &mut Products, held: &ContentState) {
             }
         }
     }
+    let top_ftype = out.fields.get("ftype").cloned();
     for (pname, product) in out.products.iter_mut() {
         for (vname, version) in product.versions.iter_mut() {
+            // The ftype an item inherits, if it gives none: rewritten on the item itself.
+            let inherited_ftype = version
+                .fields
+                .get("ftype")
+                .or_else(|| product.fields.get("ftype"))
+                .or(top_ftype.as_ref())
+                .and_then(Value::as_str)
+                .map(str::to_string);
             for (iname, item) in version.items.iter_mut() {
                 let Some(h) = held.items.get(pname).and_then(|v| v.get(vname)?.get(iname)) else {
                     continue;
@@ -90,7 +99,10 @@ fn describe_as_stored(out: &mut Products, held: &ContentState) {
                     f.remove(key);
                 }
                 let compression = image_compression(published);
-                let ftype = f.get("ftype").and_then(Value::as_str).map(str::to_string);
+                let ftype = match f.get("ftype") {
+                    Some(v) => v.as_str().map(str::to_string),
+                    None => inherited_ftype.clone(),
+                };
                 if let (Some(c), Some(ftype)) = (compression, ftype) {
                     f.insert("ftype".into(), Value::String(decompressed_ftype(&ftype, c)));
                 }
@@ -154,5 +166,62 @@ pub(super) async fn index(
             }
             publisher.document(entry, &out.to_vec_pretty()).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::{HeldItem, StoredAs};
+
+    #[test]
+    fn an_image_stored_raw_gets_the_raw_ftype_even_when_it_inherits_the_compressed_one() {
+        let doc = r#"{"format": "products:1.0", "content_id": "c", "products": {"p": {
+            "versions": {"1": {"ftype": "qcow2.xz", "md5": "aa", "items": {
+              "disk": {"path": "d/disk.qcow2.xz", "size": 10, "sha256": "cc"},
+              "other": {"path": "d/other.qcow2.xz", "size": 20, "sha256": "dd"}}}}}}}"#;
+        let products = Products::from_slice(doc.as_bytes(), "p.json").expect("products");
+        let mut held = ContentState::default();
+        let items = held
+            .items
+            .entry("p".into())
+            .or_default()
+            .entry("1".into())
+            .or_default();
+        items.insert(
+            "disk".into(),
+            HeldItem {
+                path: Some("d/disk.qcow2.xz".into()),
+                stored: Some(StoredAs {
+                    path: "d/disk.qcow2".into(),
+                    size: 99,
+                    sha256: "ee".into(),
+                }),
+                ..HeldItem::default()
+            },
+        );
+        items.insert(
+            "other".into(),
+            HeldItem {
+                path: Some("d/other.qcow2.xz".into()),
+                ..HeldItem::default()
+            },
+        );
+        let out = filtered_products(&products, &held);
+        let version = &out.products["p"].versions["1"];
+        let disk = &version.items["disk"].fields;
+        assert_eq!(disk["ftype"], "disk1.img");
+        assert_eq!(disk["path"], "d/disk.qcow2");
+        assert_eq!(
+            (disk["size"].as_u64(), disk["sha256"].as_str()),
+            (Some(99), Some("ee"))
+        );
+        assert!(!disk.contains_key("md5"), "{disk:?}");
+        // The item kept as published still inherits its ftype, and gets the version's md5.
+        let other = &version.items["other"].fields;
+        assert!(!other.contains_key("ftype"), "{other:?}");
+        assert_eq!(other["md5"], "aa");
+        assert_eq!(version.fields["ftype"], "qcow2.xz");
+        assert!(!version.fields.contains_key("md5"));
     }
 }
