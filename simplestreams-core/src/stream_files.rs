@@ -59,8 +59,9 @@ pub struct SignedFiles {
 pub struct DocumentTexts {
     /// `X.json`: the document (an index naming `.json` files).
     pub json: Vec<u8>,
-    /// The text `X.sjson` signs (an index naming `.sjson` files; else the same as `json`).
-    pub signed_text: Vec<u8>,
+    /// The text `X.sjson` signs when it differs from `json` (an index naming `.sjson` files);
+    /// `None` for any other document, whose megabytes are then held once.
+    signed_text: Option<Vec<u8>>,
 }
 
 impl DocumentTexts {
@@ -78,12 +79,12 @@ impl DocumentTexts {
                     } else {
                         unsigned.to_vec_pretty()
                     },
-                    signed_text: index_for(&index, true).to_vec_pretty(),
+                    signed_text: Some(index_for(&index, true).to_vec_pretty()),
                 }
             }
             None => DocumentTexts {
                 json: json.to_vec(),
-                signed_text: json.to_vec(),
+                signed_text: None,
             },
         })
     }
@@ -93,15 +94,20 @@ impl DocumentTexts {
     /// that it is not an index costs more than writing it).
     pub fn products(json: Vec<u8>) -> DocumentTexts {
         DocumentTexts {
-            signed_text: json.clone(),
             json,
+            signed_text: None,
         }
+    }
+
+    /// The text `X.sjson` signs (an index naming `.sjson` files; else the same as `json`).
+    pub fn signed_text(&self) -> &[u8] {
+        self.signed_text.as_deref().unwrap_or(&self.json)
     }
 
     /// Signs them. Both signatures are checked against the key before they are returned, so
     /// a broken signer never publishes. `file` names the document in errors.
     pub fn sign(self, key: &SigningKey, file: &str) -> Result<SignedFiles> {
-        let sjson = clearsign(&self.signed_text, key)?;
+        let sjson = clearsign(self.signed_text(), key)?;
         let detached = sign_detached(&self.json, key)?;
         verify_clearsigned(&sjson, key.public_keyring(), &sjson_path(file))?;
         verify_detached(

@@ -69,15 +69,6 @@ impl Publisher {
     /// [`Publisher::document`] for a products document the caller made itself (so known to be
     /// valid JSON and not an index): its JSON is not parsed again.
     pub async fn products(&self, path: &str, json: Vec<u8>) -> Result<bool> {
-        if self.key.is_none() {
-            // Unsigned: only the `.json`, so no second copy of a text of megabytes to sign.
-            let json_at = json_path(path);
-            if self.holds(&json_at, &json).await? {
-                return Ok(false);
-            }
-            self.put(&json_at, json).await?;
-            return Ok(true);
-        }
         self.texts(path, DocumentTexts::products(json)).await
     }
 
@@ -94,7 +85,7 @@ impl Publisher {
         };
         if same_json
             && self
-                .holds_signed(&sjson_at, &texts.signed_text, key)
+                .holds_signed(&sjson_at, texts.signed_text(), key)
                 .await?
         {
             return Ok(false);

@@ -353,7 +353,19 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 /// Builds the tokio runtime the commands use for network I/O.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+    runtime_from(tokio::runtime::Builder::new_multi_thread())
+}
+
+/// [`runtime`] whose idle blocking threads (file I/O, hashing) end `keep_alive` after their
+/// last task instead of tokio's 10 s.
+pub fn runtime_keeping_threads(keep_alive: Duration) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.thread_keep_alive(keep_alive);
+    runtime_from(builder)
+}
+
+fn runtime_from(mut builder: tokio::runtime::Builder) -> anyhow::Result<tokio::runtime::Runtime> {
+    builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")

@@ -281,11 +281,8 @@ fn serve(args: SstreamSyncArgs, path: PathBuf, config: Config) -> anyhow::Result
     }
     // The blocking threads (file I/O, hashing) end soon after a pass rather than 10 s later,
     // so that what they hold goes back to the system when the service goes idle.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_keep_alive(simplestreams_sync::BLOCKING_THREAD_KEEP_ALIVE)
-        .build()
-        .context("cannot start the async runtime")?;
+    let rt =
+        crate::common::runtime_keeping_threads(simplestreams_sync::BLOCKING_THREAD_KEEP_ALIVE)?;
     let state_dir = state_dir(&config);
     let locations: Arc<dyn Locations> = Arc::new(CliLocations);
     if args.dry_run {
