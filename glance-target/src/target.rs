@@ -480,7 +480,7 @@ impl Target for GlanceTarget {
             .put(
                 &self.seen_file(),
                 simplestreams_mirror::byte_stream(bytes),
-                PutOptions { durable: true },
+                PutOptions::durable(),
             )
             .await?;
         Ok(())

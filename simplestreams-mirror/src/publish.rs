@@ -172,7 +172,7 @@ impl Publisher {
 
     async fn put(&self, path: &str, bytes: Vec<u8>) -> Result<()> {
         self.store
-            .put(path, byte_stream(bytes), PutOptions { durable: true })
+            .put(path, byte_stream(bytes), PutOptions::durable())
             .await?;
         Ok(())
     }

@@ -62,7 +62,7 @@ pub async fn store_conformance(store: &dyn Store) {
     ])
     .boxed();
     store
-        .put(path, chunks, PutOptions { durable: true })
+        .put(path, chunks, PutOptions::durable())
         .await
         .expect("put");
     assert_eq!(
@@ -121,6 +121,52 @@ pub async fn store_conformance(store: &dyn Store) {
     assert!(
         store.head(other).await.expect("head").is_none(),
         "a failed put creates nothing"
+    );
+
+    // The same with the size (and, for a store checking it, the md5) known in advance, as the
+    // engine puts items: a store may then send one request of that length, and must still
+    // publish nothing when the body fails at its very end (the engine's checksums fail there).
+    let known = |body: &[u8]| PutOptions {
+        size: Some(body.len() as u64),
+        md5: store
+            .verifies_md5(Some(body.len() as u64))
+            .then(|| md5::md5_hex(body)),
+        ..PutOptions::default()
+    };
+    assert!(
+        store
+            .put(path, failing_body(b"partial"), known(b"partial"))
+            .await
+            .is_err(),
+        "a body of the announced size failing at its end fails the put"
+    );
+    assert_eq!(
+        read(store, path, GetOptions::default()).await.as_deref(),
+        Some(&b"hello world"[..]),
+        "a failed put of a known size leaves the old object"
+    );
+    if store.verifies_md5(Some(5)) {
+        let wrong = PutOptions {
+            md5: Some(md5::md5_hex(b"something else")),
+            ..known(b"v1bis")
+        };
+        assert!(
+            store.put(path, byte_stream("v1bis"), wrong).await.is_err(),
+            "a store checking the md5 refuses bytes that do not have it"
+        );
+        assert_eq!(
+            read(store, path, GetOptions::default()).await.as_deref(),
+            Some(&b"hello world"[..]),
+            "a put refused for its md5 leaves the old object"
+        );
+    }
+    store
+        .put(path, byte_stream("v1bis"), known(b"v1bis"))
+        .await
+        .expect("a put of a known size and md5");
+    assert_eq!(
+        read(store, path, GetOptions::default()).await.as_deref(),
+        Some(&b"v1bis"[..])
     );
 
     store

@@ -99,7 +99,14 @@ async fn a_link_planted_at_the_old_temporary_name_is_not_written_through() {
     for (path, body) in [("a/b", "new b"), ("a/c", "new c")] {
         for durable in [false, true] {
             store
-                .put(path, byte_stream(body), PutOptions { durable })
+                .put(
+                    path,
+                    byte_stream(body),
+                    PutOptions {
+                        durable,
+                        ..PutOptions::default()
+                    },
+                )
                 .await
                 .expect("put");
         }
@@ -301,11 +308,7 @@ async fn temporary_files_have_fresh_names_stay_hidden_and_crash_leftovers_are_re
     let (tx, rx) = futures::channel::mpsc::unbounded::<simplestreams_mirror::Result<Bytes>>();
     let writer = {
         let store = store.clone();
-        tokio::spawn(async move {
-            store
-                .put("a/b", rx.boxed(), PutOptions { durable: true })
-                .await
-        })
+        tokio::spawn(async move { store.put("a/b", rx.boxed(), PutOptions::durable()).await })
     };
     tx.unbounded_send(Ok(Bytes::from_static(b"whole"))).unwrap();
     let waiting_since = std::time::Instant::now();

@@ -297,7 +297,7 @@ impl StatusFile {
             .put(
                 &self.name,
                 simplestreams_mirror::byte_stream(bytes),
-                PutOptions { durable: true },
+                PutOptions::durable(),
             )
             .await
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", self.path.display()))?;

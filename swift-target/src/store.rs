@@ -1,6 +1,14 @@
 //! [`SwiftStore`]: a Swift container (and a prefix in it) as a `Store` of the sync engine.
 //!
-//! - Objects up to the segment size are one PUT with their MD5 as `ETag`, which Swift checks.
+//! - An object whose size and MD5 are known before it is sent (an item whose `md5` the stream
+//!   publishes), up to [`SwiftStoreOptions::max_streamed_put`], is one PUT streamed as the
+//!   bytes come, nothing held and no MD5 computed here: Swift computes it as it stores the
+//!   bytes and refuses them (422) when it is not the one sent as `ETag`. The last chunk is
+//!   sent only once the body has ended cleanly, so that a body failing at its end (the
+//!   engine's checksums) leaves Swift short of the `Content-Length`, storing nothing. Such a
+//!   PUT cannot be resent: a failure fails the item, and the next run sends it again.
+//! - Other objects up to the segment size are one PUT with their MD5 as `ETag`, which Swift
+//!   checks.
 //! - Larger ones are a Static Large Object: segments of that size (each with its `ETag`,
 //!   each resent on its own when it fails) in the private container, then the manifest, which
 //!   Swift accepts only when every segment it names is there with that MD5 and size. Until the
@@ -20,8 +28,8 @@ use futures::stream::{self, StreamExt};
 use simplestreams_core::{ChecksumKind, Expected, StreamVerifier};
 use simplestreams_mirror::hashing::{Batcher, HashingThread};
 use simplestreams_mirror::{
-    ByteStream, Error as MirrorError, GetOptions, GetResult, ObjectMeta as StoreMeta, PutOptions,
-    Store, StoreLock, Validators, STATE_DIR,
+    last_chunk_held, ByteStream, Error as MirrorError, GetOptions, GetResult,
+    ObjectMeta as StoreMeta, PutOptions, Store, StoreLock, Validators, STATE_DIR,
 };
 
 use crate::client::{GetOptions as SwiftGet, PutOptions as SwiftPut, SloSegment, SwiftClient};
@@ -45,6 +53,10 @@ pub struct SwiftStoreOptions {
     /// Make the container readable by anyone (`X-Container-Read: .r:*,.rlistings`), as the
     /// reference does for its `--output-swift` stream. The private container never is.
     pub public_read: bool,
+    /// The largest object sent as one streamed PUT when its size and MD5 are known before it
+    /// is sent (an item whose `md5` the stream publishes): default 5 GiB, Swift's default
+    /// `max_file_size`. Lower it for a cluster configured with a smaller one.
+    pub max_streamed_put: u64,
 }
 
 impl Default for SwiftStoreOptions {
@@ -53,6 +65,7 @@ impl Default for SwiftStoreOptions {
             segment_size: 16 << 20,
             public_read: false,
             segments_in_flight: 0,
+            max_streamed_put: 5 << 30,
         }
     }
 }
@@ -293,6 +306,65 @@ impl SwiftStore {
             .into_iter()
             .collect::<Result<(), Error>>()
             .map_err(to_mirror)
+    }
+
+    /// One PUT streamed from the body (see the module's documentation).
+    async fn put_streamed(
+        &self,
+        path: &str,
+        body: ByteStream,
+        size: u64,
+        md5: &str,
+    ) -> Result<StoreMeta, MirrorError> {
+        let (container, name) = self.locate(path)?;
+        // The body's own error (the engine's, naming the item and what failed) is kept to be
+        // the answer; the HTTP client only learns that the body stopped.
+        let failure = std::sync::Arc::new(std::sync::Mutex::new(None::<MirrorError>));
+        let seen = failure.clone();
+        let body = last_chunk_held(body).map(move |next| {
+            next.map_err(|e| {
+                let message = e.to_string();
+                if let Ok(mut slot) = seen.lock() {
+                    slot.get_or_insert(e);
+                }
+                std::io::Error::other(message)
+            })
+        });
+        let put = SwiftPut {
+            etag: Some(md5.to_string()),
+            ..SwiftPut::default()
+        };
+        let answer = self
+            .client
+            .put_object_stream(container, &name, body, Some(size), &put)
+            .await;
+        if let Some(e) = failure.lock().ok().and_then(|mut slot| slot.take()) {
+            return Err(e);
+        }
+        let etag = match answer {
+            Ok(etag) => etag,
+            Err(Error::Status {
+                status: 422, url, ..
+            }) => {
+                return Err(MirrorError::Transport {
+                    url,
+                    message: format!(
+                        "Swift refused the bytes (422): their MD5 is not {md5}, the md5 published"
+                    ),
+                    source: None,
+                })
+            }
+            Err(e) => return Err(to_mirror(e)),
+        };
+        check_etag(&self.client, container, &name, etag.as_deref(), md5)?;
+        if size > self.options.segment_size {
+            // An object this large may have been a Static Large Object before (segmented by
+            // an upload without its MD5, or one killed half-way): its segments go.
+            if let Err(e) = self.remove_segments(path, Segments::All, &[]).await {
+                tracing::warn!("{self}: old segments of {path} not removed: {e}");
+            }
+        }
+        Ok(store_meta(path, Some(size), Some(md5.to_string())))
     }
 
     async fn put_single(&self, path: &str, part: Part) -> Result<StoreMeta, MirrorError> {
@@ -641,9 +713,14 @@ impl Store for SwiftStore {
         &self,
         path: &str,
         mut body: ByteStream,
-        _options: PutOptions,
+        options: PutOptions,
     ) -> Result<StoreMeta, MirrorError> {
         self.locate(path)?;
+        if let (Some(size), Some(md5)) = (options.size, &options.md5) {
+            if self.verifies_md5(Some(size)) {
+                return self.put_streamed(path, body, size, md5).await;
+            }
+        }
         let segment = usize::try_from(self.options.segment_size.max(1)).unwrap_or(usize::MAX);
         // The first part grows as the body comes: a small object needs no whole segment.
         let mut part = Part::new(BytesMut::with_capacity(segment.min(1 << 20)));
@@ -728,6 +805,11 @@ impl Store for SwiftStore {
                 Some(store_meta(&path, Some(o.bytes), Some(o.hash)))
             })
             .collect())
+    }
+
+    /// Swift checks the MD5 of a streamed PUT (see [`SwiftStoreOptions::max_streamed_put`]).
+    fn verifies_md5(&self, size: Option<u64>) -> bool {
+        size.is_some_and(|n| n <= self.options.max_streamed_put)
     }
 
     async fn lock(&self, name: &str) -> Result<StoreLock, MirrorError> {

@@ -68,6 +68,7 @@ fn options() -> SwiftStoreOptions {
         // One segment at a time: the fake answers the PUTs in the order they arrive, and the
         // tests name which one fails (the test bed's tests run the default, several at once).
         segments_in_flight: 1,
+        ..SwiftStoreOptions::default()
     }
 }
 
@@ -699,4 +700,102 @@ fn assert_no_manifest_and_only_deleted(fake: &Fake, segment: &str, what: &str) {
         .map(|r| r.path)
         .collect();
     assert_eq!(deleted, [segment], "{what}");
+}
+
+/// What the engine gives for an item whose size and md5 the stream publishes.
+fn known(data: &[u8]) -> PutOptions {
+    PutOptions {
+        size: Some(data.len() as u64),
+        md5: Some(md5_hex(data)),
+        ..PutOptions::default()
+    }
+}
+
+/// `data` in chunks of 700 bytes.
+fn chunked(data: &[u8]) -> ByteStream {
+    let chunks: Vec<_> = data
+        .chunks(700)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    stream::iter(chunks).boxed()
+}
+
+#[tokio::test]
+async fn an_object_whose_md5_is_known_is_one_streamed_put_with_that_etag_and_no_segments() {
+    let fake = Fake::new();
+    let store = fake.store().await;
+    let data = content();
+    let put = format!("PUT {OBJECT}");
+    fake.route(&put, vec![stored(&data)]);
+    // Larger than a segment: the object's old segments, if any, are looked for afterwards.
+    fake.route(LISTING, vec![Reply::new(200, "[]")]);
+    assert!(store.verifies_md5(Some(data.len() as u64)));
+    let meta = store
+        .put("obj", chunked(&data), known(&data))
+        .await
+        .expect("streamed put");
+    assert_eq!(meta.size, Some(data.len() as u64));
+    let puts = fake.requests(&put);
+    assert_eq!(puts.len(), 1, "one PUT");
+    assert_eq!(puts[0].header("etag"), Some(md5_hex(&data).as_str()));
+    assert_eq!(puts[0].header("content-length"), Some("2500"));
+    assert_eq!(puts[0].body, data);
+    assert!(
+        fake.requests(SEGMENT_PUTS).is_empty(),
+        "no segment for an object Swift checks whole"
+    );
+    assert_eq!(fake.requests(LISTING).len(), 1, "old segments looked for");
+}
+
+#[tokio::test]
+async fn a_streamed_put_refused_for_its_md5_fails_naming_the_md5_and_is_not_resent() {
+    let fake = Fake::new();
+    let store = fake.store().await;
+    let data = content();
+    let put = format!("PUT {OBJECT}");
+    fake.route(&put, vec![Reply::new(422, SWIFT_422), stored(&data)]);
+    let err = store
+        .put("obj", chunked(&data), known(&data))
+        .await
+        .expect_err("a 422 fails the put");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("422") && msg.contains(&md5_hex(&data)) && msg.contains(&fake.url(OBJECT)),
+        "{msg}"
+    );
+    assert_eq!(fake.requests(&put).len(), 1, "a streamed body is sent once");
+}
+
+#[tokio::test]
+async fn a_streamed_put_whose_body_fails_at_its_end_never_sends_its_last_bytes() {
+    let fake = Fake::new();
+    let store = fake.store().await;
+    let data = content();
+    let put = format!("PUT {OBJECT}");
+    // Were every byte of the Content-Length to arrive, Swift would store the object.
+    fake.route(&put, vec![stored(&data)]);
+    fake.route(LISTING, vec![Reply::new(200, "[]")]);
+    let mut chunks: Vec<simplestreams_mirror::Result<Bytes>> = data
+        .chunks(700)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    chunks.push(Err(simplestreams_mirror::Error::Aborted(
+        "obj: sha256 mismatch".into(),
+    )));
+    let err = store
+        .put("obj", stream::iter(chunks).boxed(), known(&data))
+        .await
+        .expect_err("the body's failure fails the put");
+    assert!(
+        err.to_string().contains("sha256 mismatch"),
+        "the body's own error is the answer: {err}"
+    );
+    for request in fake.requests(&put) {
+        assert!(
+            request.body.len() < data.len() && !is_2xx(&request),
+            "Swift never got the whole body: {} bytes, status {}",
+            request.body.len(),
+            request.status
+        );
+    }
 }

@@ -30,6 +30,35 @@ pub fn byte_stream(bytes: impl Into<Bytes>) -> ByteStream {
     stream::once(async move { Ok(bytes) }).boxed()
 }
 
+/// The same body, each chunk given only once the next one (or the clean end) has come: its
+/// last chunk waits until the body has ended without error. For a backend sending a
+/// `Content-Length`, whose service stores the object as soon as that many bytes arrived: a
+/// body failing at its end (the engine's checksums are known only once every byte passed)
+/// then stops one chunk short, and the service stores nothing.
+pub fn last_chunk_held(body: ByteStream) -> ByteStream {
+    stream::unfold(
+        (body, None::<Bytes>, false),
+        |(mut body, mut held, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                match body.next().await {
+                    Some(Ok(chunk)) if chunk.is_empty() => continue,
+                    Some(Ok(chunk)) => match held.replace(chunk) {
+                        Some(previous) => return Some((Ok(previous), (body, held, false))),
+                        None => continue,
+                    },
+                    // The held chunk is dropped: the service must not get the whole body.
+                    Some(Err(e)) => return Some((Err(e), (body, None, true))),
+                    None => return held.take().map(|last| (Ok(last), (body, None, true))),
+                }
+            }
+        },
+    )
+    .boxed()
+}
+
 /// Validators of one version of an object, for conditional requests.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Validators {
@@ -105,6 +134,23 @@ pub struct PutOptions {
     /// metadata file instead of two per item, and never metadata naming an item that a power
     /// cut could lose.
     pub durable: bool,
+    /// The body's size, when known before it is sent (an item's published `size`). A backend
+    /// may then send it as one request with this length; the body still fails if it differs.
+    pub size: Option<u64>,
+    /// The MD5 (hex) the whole body has, when known before it is sent (an item's published
+    /// `md5`), for a store that checks it itself as it writes (see [`Store::verifies_md5`]):
+    /// it must then publish nothing, and keep the previous object, when the bytes differ.
+    pub md5: Option<String>,
+}
+
+impl PutOptions {
+    /// Options of a metadata file: durable, nothing known in advance.
+    pub fn durable() -> PutOptions {
+        PutOptions {
+            durable: true,
+            ..PutOptions::default()
+        }
+    }
 }
 
 /// Object-level storage, the layer below a [`crate::Target`].
@@ -137,6 +183,14 @@ pub trait Store: Send + Sync + Debug + Display + 'static {
 
     /// Takes the lock `name`, failing with [`Error::Locked`] if someone holds it.
     async fn lock(&self, name: &str) -> Result<StoreLock>;
+
+    /// Whether `put` checks a [`PutOptions::md5`] given against the bytes itself for a body of
+    /// `size` bytes (the service computes the MD5 as it stores them, as Swift and S3 do), so
+    /// that the engine need not compute it on the way. The default, no, is right for a store
+    /// keeping no digest.
+    fn verifies_md5(&self, _size: Option<u64>) -> bool {
+        false
+    }
 }
 
 /// Conveniences for every [`Store`].
@@ -176,4 +230,40 @@ pub async fn collect(body: ByteStream) -> Result<Bytes> {
         return Ok(chunks.into_iter().next().unwrap_or_default());
     }
     Ok(Bytes::from(chunks.concat()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(parts: Vec<Result<&'static [u8]>>) -> ByteStream {
+        stream::iter(parts.into_iter().map(|r| r.map(Bytes::from_static))).boxed()
+    }
+
+    #[tokio::test]
+    async fn a_clean_body_passes_whole_and_in_order() {
+        let body = last_chunk_held(chunks(vec![Ok(b"ab"), Ok(b""), Ok(b"cd"), Ok(b"e")]));
+        let got: Vec<Bytes> = body.try_collect().await.expect("clean");
+        assert_eq!(got.concat(), b"abcde");
+    }
+
+    #[tokio::test]
+    async fn a_body_failing_at_its_end_never_gives_its_last_chunk() {
+        let failing = chunks(vec![
+            Ok(b"ab"),
+            Ok(b"cd"),
+            Err(Error::Aborted("checksum".into())),
+        ]);
+        let mut body = last_chunk_held(failing);
+        let mut passed = Vec::new();
+        let mut failed = false;
+        while let Some(next) = body.next().await {
+            match next {
+                Ok(c) => passed.extend_from_slice(&c),
+                Err(_) => failed = true,
+            }
+        }
+        assert!(failed, "the error comes through");
+        assert_eq!(passed, b"ab", "the chunk before the error was held back");
+    }
 }
