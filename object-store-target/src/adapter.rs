@@ -16,6 +16,8 @@ use simplestreams_mirror::{
 
 use crate::error::convert;
 use crate::lock::LockMode;
+use crate::streamed::{StreamedPut, MAX_STREAMED_PUT};
+use object_store::signer::Signer;
 
 /// The smallest part of a multipart upload that S3 accepts (all but the last part).
 pub const MIN_PART_SIZE: usize = 5 << 20;
@@ -39,7 +41,8 @@ pub const MAX_PARTS_IN_FLIGHT: usize = 4;
 ///
 /// - `get`: from an offset with a range request (`Range: bytes=N-`), conditionally with
 ///   `If-None-Match` (the ETag) or, without an ETag, `If-Modified-Since`.
-/// - `put`: a body that ends within one part is one PUT, which the store publishes whole or
+/// - `put`: an object of known size and MD5 is one streamed PUT where the store can presign
+///   one ([`Self::with_signer`]). Otherwise a body that ends within one part is one PUT, which the store publishes whole or
 ///   not at all. A larger one is a multipart upload in parts of [`Self::part_size`],
 ///   [`Self::parts_in_flight`] sent while the next fills; the object appears when the upload is completed, and an upload whose
 ///   body fails (or whose `put` is dropped) is aborted, so the store discards its parts and the
@@ -62,6 +65,8 @@ pub struct ObjectStoreAdapter {
     pub(crate) conditional_create: Arc<AtomicU8>,
     /// The same store without retries, for finding out whether it can create conditionally.
     pub(crate) probe: Option<Arc<dyn ObjectStore>>,
+    /// Streamed PUTs through presigned URLs, for a store that can presign them (S3).
+    streamed: Option<StreamedPut>,
 }
 
 impl fmt::Debug for ObjectStoreAdapter {
@@ -106,6 +111,7 @@ impl ObjectStoreAdapter {
             lock_mode: LockMode::Auto,
             conditional_create: Arc::new(AtomicU8::new(crate::lock::UNKNOWN)),
             probe: None,
+            streamed: None,
         })
     }
 
@@ -127,6 +133,16 @@ impl ObjectStoreAdapter {
         self.lock_mode = mode;
         self.conditional_create = Arc::new(AtomicU8::new(crate::lock::UNKNOWN));
         self
+    }
+
+    /// Puts an object whose size and MD5 are known before it is sent (an item whose `md5` the
+    /// stream publishes), up to [`MAX_STREAMED_PUT`], as one PUT streamed as the bytes come,
+    /// through a URL `signer` presigns for the same store, with `Content-MD5`, which the
+    /// service checks: nothing held in memory, no part to hash or to sign (see
+    /// `streamed.rs`). [`crate::open_url`] sets it for S3, whose signer is the store itself.
+    pub fn with_signer(mut self, signer: Arc<dyn Signer>) -> Result<ObjectStoreAdapter> {
+        self.streamed = Some(StreamedPut::new(signer)?);
+        Ok(self)
     }
 
     /// A handle on the same store that does not retry, for the first conditional create of
@@ -364,9 +380,32 @@ impl Store for ObjectStoreAdapter {
         }
     }
 
-    async fn put(&self, path: &str, mut body: ByteStream, _: PutOptions) -> Result<ObjectMeta> {
+    async fn put(
+        &self,
+        path: &str,
+        mut body: ByteStream,
+        options: PutOptions,
+    ) -> Result<ObjectMeta> {
         // Every upload is durable once the store acknowledges it: `durable` asks nothing more.
         let key = self.key(path)?;
+        if let (Some(streamed), Some(size), Some(md5)) =
+            (&self.streamed, options.size, &options.md5)
+        {
+            if size <= MAX_STREAMED_PUT {
+                let etag = streamed
+                    .put(&key, &self.location(path), body, size, md5)
+                    .await?;
+                return Ok(ObjectMeta {
+                    path: path.to_string(),
+                    size: Some(size),
+                    validators: Validators {
+                        etag,
+                        last_modified: None,
+                    },
+                    content_encoding: None,
+                });
+            }
+        }
         // The body until it outgrows one part: then sent as one PUT.
         let mut first: Vec<Bytes> = Vec::new();
         let mut first_len = 0usize;
@@ -458,5 +497,11 @@ impl Store for ObjectStoreAdapter {
 
     async fn lock(&self, name: &str) -> Result<StoreLock> {
         crate::lock::lock(self, name).await
+    }
+
+    /// With a signer ([`ObjectStoreAdapter::with_signer`]): the service checks the MD5 of a
+    /// streamed PUT.
+    fn verifies_md5(&self, size: Option<u64>) -> bool {
+        self.streamed.is_some() && size.is_some_and(|n| n <= MAX_STREAMED_PUT)
     }
 }

@@ -67,6 +67,7 @@
 mod adapter;
 mod error;
 mod lock;
+mod streamed;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,6 +76,7 @@ use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::memory::InMemory;
+use object_store::signer::Signer;
 use object_store::{BackoffConfig, ObjectStore, ObjectStoreScheme};
 use simplestreams_mirror::{Error, Result, RetryConfig};
 
@@ -86,6 +88,7 @@ pub use lock::LockMode;
 /// The `object_store` crate this one is built on (to build stores for
 /// [`ObjectStoreAdapter::new`] with the same version).
 pub use object_store;
+pub use streamed::MAX_STREAMED_PUT;
 
 /// Options of [`open_url_with`].
 #[derive(Debug, Clone)]
@@ -163,6 +166,7 @@ pub fn open_url_with(url: &str, options: &OpenOptions) -> Result<ObjectStoreAdap
         ..retry.clone()
     };
     let mut lock_probe: Option<Arc<dyn ObjectStore>> = None;
+    let mut signer: Option<Arc<dyn Signer>> = None;
     let store: Arc<dyn ObjectStore> = match scheme {
         ObjectStoreScheme::AmazonS3 => {
             let mut builder = AmazonS3Builder::from_env().with_url(url);
@@ -175,7 +179,9 @@ pub fn open_url_with(url: &str, options: &OpenOptions) -> Result<ObjectStoreAdap
             }
             let probe = builder.clone().with_retry(no_retry.clone());
             lock_probe = Some(Arc::new(probe.build().map_err(built)?));
-            Arc::new(builder.with_retry(retry).build().map_err(built)?)
+            let s3 = Arc::new(builder.with_retry(retry).build().map_err(built)?);
+            signer = Some(s3.clone());
+            s3
         }
         ObjectStoreScheme::GoogleCloudStorage => {
             let mut builder = GoogleCloudStorageBuilder::from_env().with_url(url);
@@ -212,6 +218,9 @@ pub fn open_url_with(url: &str, options: &OpenOptions) -> Result<ObjectStoreAdap
         .with_lock_mode(options.lock_mode);
     if let Some(probe) = lock_probe {
         adapter = adapter.with_lock_probe(probe);
+    }
+    if let Some(signer) = signer {
+        adapter = adapter.with_signer(signer)?;
     }
     Ok(adapter)
 }

@@ -119,6 +119,64 @@ async fn large_puts_are_multipart_on_s3api() {
     common::large_put_round_trips(&store, "images/disk.img", len).await;
 }
 
+fn md5_hex(data: &[u8]) -> String {
+    use md5::{Digest, Md5};
+    hex::encode(Md5::digest(data))
+}
+
+/// What the engine gives for an item whose size and md5 the stream publishes.
+fn known(data: &[u8], md5: String) -> simplestreams_mirror::PutOptions {
+    simplestreams_mirror::PutOptions {
+        size: Some(data.len() as u64),
+        md5: Some(md5),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the OpenStack test bed (scripts/test runs it)"]
+async fn an_object_of_known_md5_is_one_streamed_put_s3api_checks() {
+    let store = s3("streamed");
+    let len = 2 * store.part_size() + 4321;
+    let data = common::pattern(len);
+    assert!(
+        store.verifies_md5(Some(len as u64)),
+        "S3 presigns: it checks the md5"
+    );
+    let meta = store
+        .put(
+            "images/one.img",
+            common::chunked(&data),
+            known(&data, md5_hex(&data)),
+        )
+        .await
+        .expect("streamed put");
+    // One PUT, not multipart: the ETag is the object's own MD5.
+    assert_eq!(
+        meta.validators.etag.as_deref(),
+        Some(format!("\"{}\"", md5_hex(&data)).as_str())
+    );
+    assert_eq!(store.get_bytes("images/one.img").await.expect("get"), data);
+
+    // Bytes that are not those of the md5 given: s3api refuses them (BadDigest), naming the
+    // object; the object stored before stays.
+    let err = store
+        .put(
+            "images/one.img",
+            common::chunked(&data),
+            known(&data, md5_hex(b"other bytes")),
+        )
+        .await
+        .expect_err("a wrong md5 is refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("images/one.img") && msg.contains("BadDigest"),
+        "{msg}"
+    );
+    assert_eq!(store.get_bytes("images/one.img").await.expect("get"), data);
+    store.delete("images/one.img").await.expect("delete");
+}
+
 #[tokio::test]
 #[ignore = "needs the OpenStack test bed (scripts/test runs it)"]
 async fn a_failing_body_leaves_no_object_and_no_parts_on_s3api() {
