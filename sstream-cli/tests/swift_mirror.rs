@@ -251,3 +251,72 @@ fn killed_during_a_large_upload_then_unlocked_and_rerun_leaves_no_orphan_segment
     });
     assert!(got == data, "the object is whole");
 }
+
+#[test]
+#[ignore = "needs the OpenStack test bed (scripts/test runs it)"]
+fn an_item_with_its_md5_published_is_one_object_and_one_without_is_segmented() {
+    use simplestreams_core::{ChecksumKind, Expected, StreamVerifier};
+    // Two items of 3 MiB in segments of 1 MiB: one published with md5 and sha256 (as Ubuntu's
+    // images are), one with its sha256 only (as LXD's).
+    let src = tempfile::tempdir().expect("tempdir");
+    let data: Vec<u8> = (0..3 * 1024 * 1024)
+        .map(|i: usize| (i % 251) as u8)
+        .collect();
+    std::fs::create_dir_all(src.path().join("streams/v1")).expect("mkdir");
+    std::fs::create_dir_all(src.path().join("f")).expect("mkdir");
+    std::fs::write(src.path().join("f/with-md5.img"), &data).expect("write");
+    std::fs::write(src.path().join("f/sha256-only.img"), &data).expect("write");
+    let mut v = StreamVerifier::new("", Expected::default())
+        .also_compute(ChecksumKind::Sha256)
+        .also_compute(ChecksumKind::Md5);
+    v.update(&data).expect("hash");
+    let sums = v.finish().expect("digests");
+    let (sha256, md5) = (sums.sha256.expect("sha256"), sums.md5.expect("md5"));
+    let doc = serde_json::json!({"format": "products:1.0", "content_id": "c", "products": {"p":
+        {"versions": {"1": {"items": {
+            "a": {"path": "f/with-md5.img", "size": data.len(), "sha256": sha256, "md5": md5},
+            "b": {"path": "f/sha256-only.img", "size": data.len(), "sha256": sha256}}}}}}});
+    std::fs::write(src.path().join("streams/v1/c.json"), doc.to_string()).expect("write");
+    let server = TestServer::serve_dir(src.path());
+    let container = unique("md5");
+    let target = format!("swift://{container}/m");
+    let source = server.url_for("streams/v1/c.json");
+    ok(&mirror(&["--segment-size", "1", &source, &target]));
+
+    let segments = object_names(&format!("{container}_segments"));
+    assert!(
+        !segments.iter().any(|n| n.starts_with("m/f/with-md5.img/")),
+        "the item Swift checks whole is not segmented: {segments:?}"
+    );
+    assert_eq!(
+        segments
+            .iter()
+            .filter(|n| n.starts_with("m/f/sha256-only.img/"))
+            .count(),
+        3,
+        "the other is a Static Large Object of 1 MiB segments: {segments:?}"
+    );
+    rt().block_on(async {
+        let swift = swift().await;
+        for name in ["m/f/with-md5.img", "m/f/sha256-only.img"] {
+            let got = swift
+                .get_object(&container, name)
+                .await
+                .expect("get")
+                .bytes()
+                .await
+                .expect("bytes");
+            assert!(got == data, "{name} is whole");
+        }
+        let whole = swift
+            .head_object(&container, "m/f/with-md5.img")
+            .await
+            .expect("head");
+        assert!(!whole.is_slo, "one object");
+        assert_eq!(
+            whole.etag.as_deref().map(|e| e.trim_matches('"').to_string()),
+            Some(md5.clone()),
+            "Swift stored the bytes of the published md5"
+        );
+    });
+}
