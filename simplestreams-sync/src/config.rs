@@ -249,8 +249,8 @@ pub struct MirrorSpec {
     pub public: bool,
     /// Flush files to stable storage (`--no-fsync` turns it off).
     pub fsync: bool,
-    /// `--segment-size` in MiB (Swift).
-    pub segment_size_mib: u64,
+    /// `--segment-size` in MiB (Swift segments, S3 parts); `None`: each store's default.
+    pub segment_size_mib: Option<u64>,
 }
 
 /// A job: its specification, and what was resolved from it when the file was read (filters
@@ -1107,7 +1107,7 @@ fn mirror_target(
         item_download: m.item_download.as_ref().is_none_or(|v| v.value),
         public: m.public.as_ref().is_some_and(|v| v.value),
         fsync: m.fsync.as_ref().is_none_or(|v| v.value),
-        segment_size_mib: m.segment_size.as_ref().map_or(16, |s| s.value),
+        segment_size_mib: m.segment_size.as_ref().map(|s| s.value),
     }))
 }
 

@@ -35,8 +35,8 @@ use crate::status::RunResult;
 pub struct StoreSettings {
     /// Flush files to stable storage (directories).
     pub fsync: bool,
-    /// Segment size of large Swift objects, in MiB.
-    pub segment_size_mib: u64,
+    /// Segment size of large Swift objects (S3 parts), in MiB; `None`: the store's default.
+    pub segment_size_mib: Option<u64>,
     /// Make a Swift container readable by anyone.
     pub public: bool,
     /// Create what is missing (a container); `false` for a dry run, which writes nothing.

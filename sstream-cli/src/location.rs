@@ -14,33 +14,25 @@ use simplestreams_mirror::{
 use swift_target::{Session, SwiftClient, SwiftStore, SwiftStoreOptions};
 
 /// How stores are written: the flags of the tools that write one.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 #[command(next_help_heading = "Storage")]
 pub struct StoreArgs {
     /// Do not flush written files to stable storage (fsync): faster on slow disks; a killed
     /// run is still safe, but a power cut may lose the last files written (directories only).
     #[arg(long)]
     pub no_fsync: bool,
-    /// Objects larger than this many MiB go to Swift as Static Large Objects in segments of
-    /// this size, and to S3 as multipart uploads in parts of this size (at least 5 MiB there);
-    /// the segments being sent and the one filling are held in memory, at most 40 MiB of them
-    /// on Swift and 48 MiB on S3 (one larger segment at a time).
-    #[arg(long, value_name = "MIB", default_value_t = 16)]
-    pub segment_size: u64,
+    /// Large objects whose md5 the stream does not publish go to Swift as Static Large Objects
+    /// in segments of this many MiB (default 5120, the most Swift takes in one PUT), and to S3
+    /// as multipart uploads in parts of this size (default 16, at least 5). Swift segments up
+    /// to 20 MiB are held in memory (at most 40 MiB of them) and resent alone when they fail;
+    /// larger ones are streamed, and a failed one fails the item. S3 parts are held (at most
+    /// 48 MiB of them). Items whose md5 is published go whole, streamed, to both.
+    #[arg(long, value_name = "MIB")]
+    pub segment_size: Option<u64>,
     /// Make a Swift container readable by anyone (`.r:*,.rlistings`), as a public mirror
     /// needs; its private `_segments` container never is.
     #[arg(long)]
     pub public: bool,
-}
-
-impl Default for StoreArgs {
-    fn default() -> Self {
-        StoreArgs {
-            no_fsync: false,
-            segment_size: 16,
-            public: false,
-        }
-    }
 }
 
 /// What kind of location a string names.
@@ -95,15 +87,21 @@ pub async fn open_store(location: &str, args: &StoreArgs) -> anyhow::Result<Arc<
     }
 }
 
+/// S3's part size without `--segment-size`, in MiB: two parts in flight with the one filling.
+pub const DEFAULT_PART_MIB: u64 = 16;
+
+/// `--segment-size` in bytes, or `default_mib` MiB.
+fn segment_bytes(args: &StoreArgs, default_mib: u64) -> anyhow::Result<u64> {
+    let mib = args.segment_size.unwrap_or(default_mib);
+    anyhow::ensure!(mib > 0, "--segment-size must be at least 1 (MiB)");
+    Ok(mib.saturating_mul(1 << 20))
+}
+
 /// The object store a URL names (`s3://` with the `AWS_*` variables, …), with parts of
 /// `--segment-size` for large objects.
 pub fn object_store_at(location: &str, args: &StoreArgs) -> anyhow::Result<ObjectStoreAdapter> {
-    anyhow::ensure!(
-        args.segment_size > 0,
-        "--segment-size must be at least 1 (MiB)"
-    );
     let options = OpenOptions {
-        part_size: usize::try_from(args.segment_size.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+        part_size: usize::try_from(segment_bytes(args, DEFAULT_PART_MIB)?).unwrap_or(usize::MAX),
         ..OpenOptions::default()
     };
     Ok(open_url_with(location, &options)?)
@@ -128,12 +126,8 @@ pub async fn open_store_existing(location: &str) -> anyhow::Result<Arc<dyn Store
 }
 
 fn swift_options(args: &StoreArgs) -> anyhow::Result<SwiftStoreOptions> {
-    anyhow::ensure!(
-        args.segment_size > 0,
-        "--segment-size must be at least 1 (MiB)"
-    );
     Ok(SwiftStoreOptions {
-        segment_size: args.segment_size.saturating_mul(1 << 20),
+        segment_size: segment_bytes(args, swift_target::DEFAULT_SEGMENT_SIZE >> 20)?,
         public_read: args.public,
         ..SwiftStoreOptions::default()
     })

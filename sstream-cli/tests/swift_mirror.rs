@@ -314,7 +314,10 @@ fn an_item_with_its_md5_published_is_one_object_and_one_without_is_segmented() {
             .expect("head");
         assert!(!whole.is_slo, "one object");
         assert_eq!(
-            whole.etag.as_deref().map(|e| e.trim_matches('"').to_string()),
+            whole
+                .etag
+                .as_deref()
+                .map(|e| e.trim_matches('"').to_string()),
             Some(md5.clone()),
             "Swift stored the bytes of the published md5"
         );

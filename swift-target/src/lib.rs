@@ -30,6 +30,7 @@
 
 mod client;
 mod store;
+mod streamed_upload;
 
 pub use client::{
     ContainerInfo, GetOptions, ObjectDownload, ObjectInfo, ObjectMeta, PutOptions, SloSegment,
@@ -37,5 +38,6 @@ pub use client::{
 };
 pub use openstack_client::{CloudConfig, Error, Result, Session};
 pub use store::{
-    parse_swift_url, SwiftStore, SwiftStoreOptions, MAX_AUTO_IN_FLIGHT, SEGMENT_MEMORY,
+    parse_swift_url, SwiftStore, SwiftStoreOptions, DEFAULT_SEGMENT_SIZE, HELD_OBJECT_MAX,
+    HELD_SEGMENT_MAX, MAX_AUTO_IN_FLIGHT, SEGMENT_MEMORY,
 };

@@ -7,13 +7,17 @@
 //!   sent only once the body has ended cleanly, so that a body failing at its end (the
 //!   engine's checksums) leaves Swift short of the `Content-Length`, storing nothing. Such a
 //!   PUT cannot be resent: a failure fails the item, and the next run sends it again.
-//! - Other objects up to the segment size are one PUT with their MD5 as `ETag`, which Swift
-//!   checks.
-//! - Larger ones are a Static Large Object: segments of that size (each with its `ETag`,
-//!   each resent on its own when it fails) in the private container, then the manifest, which
-//!   Swift accepts only when every segment it names is there with that MD5 and size. Until the
-//!   manifest is in, readers see the previous object; an upload that fails removes its
-//!   segments; one killed leaves them, and the next upload of the same object removes them.
+//! - Other objects larger than the segment size (5 GiB by default, the most Swift takes in one
+//!   PUT) are Static Large Objects: segments of that size in the private container, then the
+//!   manifest, which Swift accepts only when every segment it names is there with that MD5
+//!   and size. Until the manifest is in, readers see the previous object; an upload that fails
+//!   removes its segments; one killed leaves them, and the next upload of the same object
+//!   removes them.
+//! - Segments up to [`HELD_SEGMENT_MAX`] are held in memory while sent, each PUT with its MD5
+//!   as `ETag` and resent on its own when it fails. Larger ones (the default) are streamed
+//!   (`streamed_upload.rs`): nothing held, few segments, their MD5 computed on the way and
+//!   compared with Swift's answer, a failed segment failing the upload; objects up to
+//!   [`HELD_OBJECT_MAX`] are then held and sent in one PUT with their MD5 as `ETag`.
 //! - The private container `<container>_segments` (never made public) holds the segments and
 //!   the engine's own files (`.sstream-mirror/`: its state and its lock), so that a public
 //!   mirror does not serve them.
@@ -33,15 +37,20 @@ use simplestreams_mirror::{
 };
 
 use crate::client::{GetOptions as SwiftGet, PutOptions as SwiftPut, SloSegment, SwiftClient};
+use crate::streamed_upload::StreamedUpload;
 use openstack_client::Error;
 
 /// How a [`SwiftStore`] stores.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SwiftStoreOptions {
-    /// Objects larger than this are uploaded as Static Large Objects of segments this large.
-    /// Default 16 MiB: `segments_in_flight` + 1 segments are held in memory during an upload
-    /// (those being sent, one filling), and Swift accepts segments from 1 MiB (tests use
-    /// smaller ones; Swift's own minimum, `min_segment_size`, is 1 byte on recent releases).
+    /// Objects larger than this (and not sent whole, see `max_streamed_put`) are uploaded as
+    /// Static Large Objects of segments this large. Default 5 GiB, the most Swift takes in
+    /// one PUT. Segments up to [`HELD_SEGMENT_MAX`] (20 MiB) are held in memory while sent
+    /// (`segments_in_flight` + 1 of them: those being sent, one filling), each resent on its own
+    /// when its PUT fails; larger ones are streamed (see `streamed_upload.rs`): nothing held,
+    /// few segments, but a failed segment fails the upload, and objects up to
+    /// [`HELD_OBJECT_MAX`] are then one PUT. Swift accepts segments from 1 MiB (tests use
+    /// smaller ones; its own minimum, `min_segment_size`, is 1 byte on recent releases).
     pub segment_size: u64,
     /// How many segments of one object are sent at once; 0 (the default) sends as many as
     /// [`SEGMENT_MEMORY`] holds with the one filling (one of 16 MiB, four of 8 MiB). Each
@@ -62,13 +71,25 @@ pub struct SwiftStoreOptions {
 impl Default for SwiftStoreOptions {
     fn default() -> Self {
         SwiftStoreOptions {
-            segment_size: 16 << 20,
+            segment_size: DEFAULT_SEGMENT_SIZE,
             public_read: false,
             segments_in_flight: 0,
             max_streamed_put: 5 << 30,
         }
     }
 }
+
+/// The default segment size: 5 GiB, the most Swift takes in one PUT (its default
+/// `max_file_size`).
+pub const DEFAULT_SEGMENT_SIZE: u64 = 5 << 30;
+
+/// The largest segments held in memory while sent (and resent when they fail); larger ones are
+/// streamed.
+pub const HELD_SEGMENT_MAX: u64 = SEGMENT_MEMORY / 2;
+
+/// With streamed segments, objects up to this size are held and sent in one PUT whose MD5
+/// Swift checks (metadata files, small items): only larger ones become Static Large Objects.
+pub const HELD_OBJECT_MAX: usize = 16 << 20;
 
 /// The segment bytes an upload holds at most when [`SwiftStoreOptions::segments_in_flight`] is
 /// 0 (those being sent and the one filling): with the rest of the process (about 16 MB for a
@@ -230,6 +251,16 @@ impl SwiftStore {
         &self.client
     }
 
+    /// How it stores.
+    pub fn options(&self) -> &SwiftStoreOptions {
+        &self.options
+    }
+
+    /// The private container: segments, and the engine's own files.
+    pub fn private_container(&self) -> &str {
+        &self.private
+    }
+
     /// The public URL of an object of the store (what a client without credentials reads,
     /// when the container is public).
     pub fn public_url(&self, path: &str) -> String {
@@ -243,7 +274,7 @@ impl SwiftStore {
     }
 
     /// Which container, and which object name in it, `path` is stored under.
-    fn locate(&self, path: &str) -> Result<(&str, String), MirrorError> {
+    pub(crate) fn locate(&self, path: &str) -> Result<(&str, String), MirrorError> {
         simplestreams_core::check_safe_path(path)?;
         let private = path.split('/').next() == Some(STATE_DIR);
         let container = if private {
@@ -255,13 +286,13 @@ impl SwiftStore {
     }
 
     /// Where the segments of `path` go, in the private container.
-    fn segments_of(&self, path: &str) -> String {
+    pub(crate) fn segments_of(&self, path: &str) -> String {
         format!("{}{path}/", self.prefix)
     }
 
     /// Deletes segments of `path` in the private container: those `which` selects, and those
     /// named in `also` (object names in the private container) whether listed or not.
-    async fn remove_segments(
+    pub(crate) async fn remove_segments(
         &self,
         path: &str,
         which: Segments<'_>,
@@ -367,6 +398,56 @@ impl SwiftStore {
         Ok(store_meta(path, Some(size), Some(md5.to_string())))
     }
 
+    /// An object of unknown MD5 with streamed segments: held up to [`HELD_OBJECT_MAX`] (then
+    /// one PUT), else a Static Large Object of streamed segments.
+    async fn put_in_streamed_segments(
+        &self,
+        path: &str,
+        mut body: ByteStream,
+    ) -> Result<StoreMeta, MirrorError> {
+        let mut held: Vec<Bytes> = Vec::new();
+        let mut held_len = 0usize;
+        let mut upload: Option<StreamedUpload<'_>> = None;
+        while let Some(next) = body.next().await {
+            let sent = match (next, upload.as_mut()) {
+                (Err(e), _) => Err(e),
+                (Ok(chunk), None) if held_len + chunk.len() <= HELD_OBJECT_MAX => {
+                    held_len += chunk.len();
+                    held.push(chunk);
+                    Ok(())
+                }
+                (Ok(chunk), None) => {
+                    let up = upload.insert(StreamedUpload::new(self, path));
+                    let mut sent = Ok(());
+                    for piece in held.drain(..).chain(std::iter::once(chunk)) {
+                        sent = up.push(piece).await;
+                        if sent.is_err() {
+                            break;
+                        }
+                    }
+                    sent
+                }
+                (Ok(chunk), Some(up)) => up.push(chunk).await,
+            };
+            if let Err(e) = sent {
+                if let Some(up) = upload.take() {
+                    up.abort().await;
+                }
+                return Err(e);
+            }
+        }
+        match upload {
+            Some(up) => up.finish().await,
+            None => {
+                let mut part = Part::new(BytesMut::with_capacity(held_len));
+                for chunk in held {
+                    part.push(chunk).await;
+                }
+                self.put_single(path, part).await
+            }
+        }
+    }
+
     async fn put_single(&self, path: &str, part: Part) -> Result<StoreMeta, MirrorError> {
         let (container, name) = self.locate(path)?;
         let (bytes, md5) = part.finish().await?;
@@ -391,7 +472,7 @@ impl SwiftStore {
 
 /// Refuses an answer whose ETag is not the MD5 sent (Swift checks it itself when given one;
 /// this catches a proxy or a server that does not).
-fn check_etag(
+pub(crate) fn check_etag(
     client: &SwiftClient,
     container: &str,
     name: &str,
@@ -410,7 +491,7 @@ fn check_etag(
 
 /// Which segments of an object to remove.
 #[derive(Debug, Clone, Copy)]
-enum Segments<'a> {
+pub(crate) enum Segments<'a> {
     /// Every one (the object is deleted).
     All,
     /// Those of one upload (it failed).
@@ -438,7 +519,7 @@ fn segment_of(rest: &str) -> Option<(&str, u32)> {
     (ok_id && ok_index).then(|| (upload, index.parse().unwrap_or(0)))
 }
 
-fn store_meta(path: &str, size: Option<u64>, etag: Option<String>) -> StoreMeta {
+pub(crate) fn store_meta(path: &str, size: Option<u64>, etag: Option<String>) -> StoreMeta {
     StoreMeta {
         path: path.to_string(),
         size,
@@ -720,6 +801,9 @@ impl Store for SwiftStore {
             if self.verifies_md5(Some(size)) {
                 return self.put_streamed(path, body, size, md5).await;
             }
+        }
+        if self.options.segment_size > HELD_SEGMENT_MAX {
+            return self.put_in_streamed_segments(path, body).await;
         }
         let segment = usize::try_from(self.options.segment_size.max(1)).unwrap_or(usize::MAX);
         // The first part grows as the body comes: a small object needs no whole segment.

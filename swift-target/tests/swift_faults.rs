@@ -141,11 +141,16 @@ impl Fake {
     /// A session authenticated with token `t1` and the store `swift://c/p` opened on it (its
     /// two containers created).
     async fn store(&self) -> SwiftStore {
+        self.store_with(options()).await
+    }
+
+    /// [`Fake::store`] with other options.
+    async fn store_with(&self, options: SwiftStoreOptions) -> SwiftStore {
         self.route(TOKENS, vec![self.token("t1")]);
         self.route("PUT /v1/AUTH_test/c", vec![Reply::new(201, "")]);
         self.route("PUT /v1/AUTH_test/c_segments", vec![Reply::new(201, "")]);
         let client = SwiftClient::new(&self.session()).await.expect("client");
-        SwiftStore::open(client, "c", "p", options())
+        SwiftStore::open(client, "c", "p", options)
             .await
             .expect("open")
     }
@@ -798,4 +803,67 @@ async fn a_streamed_put_whose_body_fails_at_its_end_never_sends_its_last_bytes()
             request.status
         );
     }
+}
+
+/// A store streaming its segments (larger than those held), and a body that is one such
+/// segment: just larger than what is sent in one PUT.
+async fn streamed_segments(fake: &Fake) -> (SwiftStore, Vec<u8>) {
+    let store = fake
+        .store_with(SwiftStoreOptions {
+            segment_size: swift_target::HELD_SEGMENT_MAX + 1,
+            ..SwiftStoreOptions::default()
+        })
+        .await;
+    let data: Vec<u8> = (0..swift_target::HELD_OBJECT_MAX + 1000)
+        .map(|i| (i % 251) as u8)
+        .collect();
+    (store, data)
+}
+
+#[tokio::test]
+async fn a_streamed_segment_answered_503_fails_the_upload_once_with_no_manifest_and_is_deleted() {
+    let fake = Fake::new();
+    let (store, data) = streamed_segments(&fake).await;
+    fake.route(
+        SEGMENT_PUTS,
+        vec![Reply::new(503, SWIFT_503), stored(&data)],
+    );
+    fake.route(LISTING, vec![Reply::new(200, "[]")]);
+    fake.route(SEGMENT_DELETES, vec![Reply::new(404, "")]);
+    let err = store
+        .put("obj", chunked(&data), PutOptions::default())
+        .await
+        .expect_err("the segment's 503 fails the upload");
+    assert!(err.to_string().contains("503"), "{err}");
+    let puts = fake.requests(SEGMENT_PUTS);
+    assert_eq!(puts.len(), 1, "a streamed segment is not resent");
+    assert!(
+        puts[0].header("etag").is_none(),
+        "its MD5 is not known before it is sent"
+    );
+    assert_no_manifest_and_only_deleted(&fake, &puts[0].path, "the failed segment is deleted");
+}
+
+#[tokio::test]
+async fn a_streamed_segment_answered_with_another_etag_fails_the_upload_with_no_manifest() {
+    let fake = Fake::new();
+    let (store, data) = streamed_segments(&fake).await;
+    let mut damaged = data.clone();
+    damaged[12_345] ^= 1;
+    fake.route(SEGMENT_PUTS, vec![stored(&damaged)]);
+    fake.route(LISTING, vec![Reply::new(200, "[]")]);
+    fake.route(SEGMENT_DELETES, vec![Reply::new(204, "")]);
+    let err = store
+        .put("obj", chunked(&data), PutOptions::default())
+        .await
+        .expect_err("Swift stored other bytes");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&md5_hex(&damaged)) && msg.contains(&md5_hex(&data)),
+        "{msg}"
+    );
+    let puts = fake.requests(SEGMENT_PUTS);
+    assert_eq!(puts.len(), 1);
+    assert_eq!(puts[0].body, data, "the segment was streamed whole");
+    assert_no_manifest_and_only_deleted(&fake, &puts[0].path, "the damaged segment is deleted");
 }

@@ -204,6 +204,64 @@ async fn a_failed_large_upload_leaves_neither_manifest_nor_segments_and_keeps_th
 
 #[tokio::test]
 #[ignore = "needs the OpenStack test bed (scripts/test runs it)"]
+async fn streamed_segments_make_whole_objects_and_a_failed_upload_leaves_none() {
+    // Segments beyond what is held in memory are streamed; objects up to HELD_OBJECT_MAX are
+    // one PUT even then.
+    let segment = swift_target::HELD_SEGMENT_MAX + 1;
+    let store = store(segment).await;
+    testkit::store_conformance(&store).await;
+    let container = container_of(&store);
+    let segments = format!("{container}_segments");
+    let len = 2 * segment as usize + 12_345;
+    let data = content(len);
+    store
+        .put("big.img", body(&data, 65_536, false), PutOptions::default())
+        .await
+        .expect("put");
+    assert_eq!(store.get_bytes("big.img").await.expect("get"), data);
+    let first = names(store.client(), &segments).await;
+    assert_eq!(first.len(), 3, "three segments: {first:?}");
+    let small = content(swift_target::HELD_OBJECT_MAX);
+    store
+        .put(
+            "small.img",
+            body(&small, 65_536, false),
+            PutOptions::default(),
+        )
+        .await
+        .expect("small put");
+    assert_eq!(names(store.client(), &segments).await, first, "one PUT");
+
+    // A body failing at its end, in its last segment: no manifest, none of its segments
+    // left, the old object intact.
+    let other: Vec<u8> = data.iter().rev().copied().collect();
+    let err = store
+        .put("big.img", body(&other, 65_536, true), PutOptions::default())
+        .await
+        .expect_err("a failing body fails the put");
+    assert!(err.to_string().contains("checksum mismatch"), "{err}");
+    assert_eq!(store.get_bytes("big.img").await.expect("get"), data);
+    assert_eq!(names(store.client(), &segments).await, first);
+
+    // Replaced: the old segments go.
+    store
+        .put(
+            "big.img",
+            body(&other, 65_536, false),
+            PutOptions::default(),
+        )
+        .await
+        .expect("replace");
+    assert_eq!(store.get_bytes("big.img").await.expect("get"), other);
+    let now = names(store.client(), &segments).await;
+    assert_eq!(now.len(), 3);
+    assert!(now.iter().all(|n| !first.contains(n)), "{now:?}");
+    store.delete("big.img").await.expect("delete");
+    assert!(names(store.client(), &segments).await.is_empty());
+}
+
+#[tokio::test]
+#[ignore = "needs the OpenStack test bed (scripts/test runs it)"]
 async fn the_lock_and_the_state_live_in_the_private_container() {
     let store = store(1 << 20).await;
     let container = container_of(&store);

@@ -82,7 +82,7 @@ fn the_complete_example_parses_with_every_key() {
         TargetSpec::Mirror(t) => {
             assert_eq!(t.target, "/srv/mirror/cirros");
             assert!(t.fsync && t.item_download && !t.filtered_metadata && !t.decompress);
-            assert_eq!(t.segment_size_mib, 16);
+            assert_eq!(t.segment_size_mib, Some(16));
         }
         other => panic!("{other:?}"),
     }

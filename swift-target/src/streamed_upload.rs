@@ -1,0 +1,221 @@
+//! A Static Large Object whose segments are streamed: each segment is one chunked PUT sent as
+//! the bytes come, its MD5 computed on a hashing thread on the way and compared with the ETag
+//! Swift answers. Nothing is held, so segments can be as large as Swift takes in one PUT (few
+//! segments: each costs Swift a round of its own), at the price of resending: a segment that
+//! fails cannot be sent again, so the upload fails and the next run sends the object again.
+//!
+//! Safe as the held segments are: a segment is invisible until the manifest names it, the
+//! manifest goes only once every segment's ETag matched, and a body failing (the engine's
+//! checksums fail at its very end) cuts the segment being sent before its last chunk, so Swift
+//! stores nothing of it; what was stored of the upload is then removed.
+
+use bytes::Bytes;
+use futures::channel::mpsc;
+use futures::SinkExt;
+use simplestreams_core::{ChecksumKind, Expected, StreamVerifier};
+use simplestreams_mirror::hashing::{Batcher, HashingThread};
+use simplestreams_mirror::{Error as MirrorError, ObjectMeta as StoreMeta};
+
+use crate::client::{PutOptions as SwiftPut, SloSegment};
+use crate::store::{check_etag, store_meta, to_mirror, Segments, SwiftStore};
+
+/// Chunks queued for the segment PUT: enough to keep the connection busy.
+const QUEUED_CHUNKS: usize = 8;
+
+/// How long cutting a segment's body may wait for its connection to take the error.
+const CUT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One segment being sent.
+struct Segment {
+    name: String,
+    tx: mpsc::Sender<std::io::Result<Bytes>>,
+    hasher: HashingThread,
+    batcher: Batcher,
+    len: u64,
+    answer: tokio::task::JoinHandle<Result<Option<String>, openstack_client::Error>>,
+}
+
+/// A Static Large Object being uploaded with streamed segments.
+pub(crate) struct StreamedUpload<'s> {
+    store: &'s SwiftStore,
+    path: String,
+    id: String,
+    sent: Vec<SloSegment>,
+    current: Option<Segment>,
+}
+
+impl<'s> StreamedUpload<'s> {
+    pub(crate) fn new(store: &'s SwiftStore, path: &str) -> Self {
+        StreamedUpload {
+            store,
+            path: path.to_string(),
+            id: hex::encode(rand::random::<[u8; 16]>()),
+            sent: Vec::new(),
+            current: None,
+        }
+    }
+
+    /// Starts the next segment's PUT, its body fed by [`Self::push`].
+    fn start_segment(&self) -> Segment {
+        let name = format!(
+            "{}{}/{:08}",
+            self.store.segments_of(&self.path),
+            self.id,
+            self.sent.len()
+        );
+        let (tx, rx) = mpsc::channel(QUEUED_CHUNKS);
+        let client = self.store.client().clone();
+        let container = self.store.private_container().to_string();
+        let segment = name.clone();
+        let answer = tokio::spawn(async move {
+            client
+                .put_object_stream(&container, &segment, rx, None, &SwiftPut::default())
+                .await
+        });
+        let md5 = StreamVerifier::new("", Expected::default()).also_compute(ChecksumKind::Md5);
+        Segment {
+            name,
+            tx,
+            hasher: HashingThread::start(md5),
+            batcher: Batcher::default(),
+            len: 0,
+            answer,
+        }
+    }
+
+    /// Sends `chunk`, in as many segments as it spans.
+    pub(crate) async fn push(&mut self, mut chunk: Bytes) -> Result<(), MirrorError> {
+        let segment_size = self.store.options().segment_size.max(1);
+        while !chunk.is_empty() {
+            if self.current.is_none() {
+                self.current = Some(self.start_segment());
+            }
+            let Some(segment) = self.current.as_mut() else {
+                break;
+            };
+            let room = usize::try_from(segment_size - segment.len).unwrap_or(usize::MAX);
+            let piece = chunk.split_to(room.min(chunk.len()));
+            segment.len += piece.len() as u64;
+            if let Some(batch) = segment.batcher.push(piece.clone()) {
+                // A failed send means the hasher stopped; `finish_segment` says why.
+                let _ = segment.hasher.send(batch).await;
+            }
+            if segment.tx.send(Ok(piece)).await.is_err() {
+                // The PUT ended before its body: its answer says why.
+                return self.finish_segment().await;
+            }
+            if segment.len == segment_size {
+                self.finish_segment().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the segment being sent: its body complete, its answer awaited, Swift's ETag
+    /// compared with the MD5 of what was sent.
+    async fn finish_segment(&mut self) -> Result<(), MirrorError> {
+        let Some(mut segment) = self.current.take() else {
+            return Ok(());
+        };
+        let _ = segment.hasher.send(segment.batcher.take()).await;
+        segment.tx.close_channel();
+        let answer = segment
+            .answer
+            .await
+            .map_err(|e| MirrorError::Aborted(format!("segment upload failed: {e}")))?;
+        let digests = segment.hasher.finish().await??;
+        let md5 = digests.md5.unwrap_or_default();
+        let container = self.store.private_container();
+        // Stored or not, it is named for removal should the upload fail.
+        self.sent.push(SloSegment {
+            path: format!("/{container}/{}", segment.name),
+            etag: md5.clone(),
+            size_bytes: segment.len,
+        });
+        let etag = answer.map_err(to_mirror)?;
+        check_etag(
+            self.store.client(),
+            container,
+            &segment.name,
+            etag.as_deref(),
+            &md5,
+        )
+    }
+
+    /// The body ended cleanly: the last segment ends and the manifest goes in; the object
+    /// appears, whole. On any failure, this upload's segments are removed.
+    pub(crate) async fn finish(mut self) -> Result<StoreMeta, MirrorError> {
+        let manifest = async {
+            self.finish_segment().await?;
+            let (container, name) = self.store.locate(&self.path)?;
+            self.store
+                .client()
+                .put_manifest(container, &name, &self.sent)
+                .await
+                .map_err(to_mirror)
+        }
+        .await;
+        let etag = match manifest {
+            Ok(etag) => etag,
+            Err(e) => {
+                self.abort().await;
+                return Err(e);
+            }
+        };
+        // The object's previous segments, and any an upload killed half-way left, go now.
+        if let Err(e) = self
+            .store
+            .remove_segments(&self.path, Segments::AllBut(&self.id), &[])
+            .await
+        {
+            tracing::warn!(
+                "{}: old segments of {} not removed: {e}",
+                self.store,
+                self.path
+            );
+        }
+        let size = self.sent.iter().map(|s| s.size_bytes).sum();
+        Ok(store_meta(&self.path, Some(size), etag))
+    }
+
+    /// Cuts the segment being sent (Swift stores nothing of a chunked body that stops before
+    /// its end) and removes what this upload stored.
+    pub(crate) async fn abort(mut self) {
+        if let Some(mut segment) = self.current.take() {
+            // An error as the body's next chunk makes the HTTP client drop the connection
+            // without the chunked body's end: Swift stores nothing. Should the connection not
+            // take it (stalled), the PUT itself is dropped.
+            let cut = segment
+                .tx
+                .send(Err(std::io::Error::other("the object's body failed")));
+            if tokio::time::timeout(CUT_WAIT, cut).await.is_err() {
+                segment.answer.abort();
+            }
+            let _ = segment.answer.await;
+            let _ = segment.hasher.finish().await;
+            let container = self.store.private_container();
+            self.sent.push(SloSegment {
+                path: format!("/{container}/{}", segment.name),
+                etag: String::new(),
+                size_bytes: segment.len,
+            });
+        }
+        let prefix = format!("/{}/", self.store.private_container());
+        let named: Vec<String> = self
+            .sent
+            .iter()
+            .filter_map(|s| s.path.strip_prefix(&prefix).map(str::to_string))
+            .collect();
+        if let Err(e) = self
+            .store
+            .remove_segments(&self.path, Segments::Of(&self.id), &named)
+            .await
+        {
+            tracing::warn!(
+                "{}: segments of a failed upload of {} not removed: {e}",
+                self.store,
+                self.path
+            );
+        }
+    }
+}
