@@ -17,6 +17,7 @@ use simplestreams_mirror::{
 use crate::error::convert;
 use crate::lock::LockMode;
 use crate::streamed::{StreamedPut, MAX_STREAMED_PUT};
+use object_store::multipart::MultipartStore;
 use object_store::signer::Signer;
 
 /// The smallest part of a multipart upload that S3 accepts (all but the last part).
@@ -41,8 +42,9 @@ pub const MAX_PARTS_IN_FLIGHT: usize = 4;
 ///
 /// - `get`: from an offset with a range request (`Range: bytes=N-`), conditionally with
 ///   `If-None-Match` (the ETag) or, without an ETag, `If-Modified-Since`.
-/// - `put`: an object of known size and MD5 is one streamed PUT where the store can presign
-///   one ([`Self::with_signer`]). Otherwise a body that ends within one part is one PUT, which the store publishes whole or
+/// - `put`: where the store can presign requests ([`Self::with_signer`]), an object of known
+///   size and MD5 is one streamed PUT, and one of known size larger than a part a multipart
+///   upload of few streamed parts. Otherwise a body that ends within one part is one PUT, which the store publishes whole or
 ///   not at all. A larger one is a multipart upload in parts of [`Self::part_size`],
 ///   [`Self::parts_in_flight`] sent while the next fills; the object appears when the upload is completed, and an upload whose
 ///   body fails (or whose `put` is dropped) is aborted, so the store discards its parts and the
@@ -138,10 +140,16 @@ impl ObjectStoreAdapter {
     /// Puts an object whose size and MD5 are known before it is sent (an item whose `md5` the
     /// stream publishes), up to [`MAX_STREAMED_PUT`], as one PUT streamed as the bytes come,
     /// through a URL `signer` presigns for the same store, with `Content-MD5`, which the
-    /// service checks: nothing held in memory, no part to hash or to sign (see
+    /// service checks; an object larger than a part whose size only is known, as a multipart
+    /// upload (started and completed by `multipart`) of parts streamed the same way, each
+    /// checked against its MD5 computed on the way. Nothing held in memory, no part to sign (see
     /// `streamed.rs`). [`crate::open_url`] sets it for S3, whose signer is the store itself.
-    pub fn with_signer(mut self, signer: Arc<dyn Signer>) -> Result<ObjectStoreAdapter> {
-        self.streamed = Some(StreamedPut::new(signer)?);
+    pub fn with_signer(
+        mut self,
+        signer: Arc<dyn Signer>,
+        multipart: Arc<dyn MultipartStore>,
+    ) -> Result<ObjectStoreAdapter> {
+        self.streamed = Some(StreamedPut::new(signer, multipart)?);
         Ok(self)
     }
 
@@ -388,22 +396,27 @@ impl Store for ObjectStoreAdapter {
     ) -> Result<ObjectMeta> {
         // Every upload is durable once the store acknowledges it: `durable` asks nothing more.
         let key = self.key(path)?;
-        if let (Some(streamed), Some(size), Some(md5)) =
-            (&self.streamed, options.size, &options.md5)
-        {
-            if size <= MAX_STREAMED_PUT {
-                let etag = streamed
-                    .put(&key, &self.location(path), body, size, md5)
-                    .await?;
-                return Ok(ObjectMeta {
-                    path: path.to_string(),
-                    size: Some(size),
-                    validators: Validators {
-                        etag,
-                        last_modified: None,
-                    },
-                    content_encoding: None,
-                });
+        if let (Some(streamed), Some(size)) = (&self.streamed, options.size) {
+            let location = self.location(path);
+            let meta = |etag| ObjectMeta {
+                path: path.to_string(),
+                size: Some(size),
+                validators: Validators {
+                    etag,
+                    last_modified: None,
+                },
+                content_encoding: None,
+            };
+            match &options.md5 {
+                Some(md5) if size <= MAX_STREAMED_PUT => {
+                    return Ok(meta(streamed.put(&key, &location, body, size, md5).await?));
+                }
+                _ if size > self.part_size as u64 => {
+                    let etag = streamed.put_in_parts(&key, &location, body, size).await?;
+                    return Ok(meta(etag));
+                }
+                // Within one part: held and sent as one PUT, below.
+                _ => {}
             }
         }
         // The body until it outgrows one part: then sent as one PUT.

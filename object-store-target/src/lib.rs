@@ -76,6 +76,7 @@ use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::memory::InMemory;
+use object_store::multipart::MultipartStore;
 use object_store::signer::Signer;
 use object_store::{BackoffConfig, ObjectStore, ObjectStoreScheme};
 use simplestreams_mirror::{Error, Result, RetryConfig};
@@ -166,7 +167,7 @@ pub fn open_url_with(url: &str, options: &OpenOptions) -> Result<ObjectStoreAdap
         ..retry.clone()
     };
     let mut lock_probe: Option<Arc<dyn ObjectStore>> = None;
-    let mut signer: Option<Arc<dyn Signer>> = None;
+    let mut signer: Option<(Arc<dyn Signer>, Arc<dyn MultipartStore>)> = None;
     let store: Arc<dyn ObjectStore> = match scheme {
         ObjectStoreScheme::AmazonS3 => {
             let mut builder = AmazonS3Builder::from_env().with_url(url);
@@ -180,7 +181,7 @@ pub fn open_url_with(url: &str, options: &OpenOptions) -> Result<ObjectStoreAdap
             let probe = builder.clone().with_retry(no_retry.clone());
             lock_probe = Some(Arc::new(probe.build().map_err(built)?));
             let s3 = Arc::new(builder.with_retry(retry).build().map_err(built)?);
-            signer = Some(s3.clone());
+            signer = Some((s3.clone(), s3.clone()));
             s3
         }
         ObjectStoreScheme::GoogleCloudStorage => {
@@ -219,8 +220,8 @@ pub fn open_url_with(url: &str, options: &OpenOptions) -> Result<ObjectStoreAdap
     if let Some(probe) = lock_probe {
         adapter = adapter.with_lock_probe(probe);
     }
-    if let Some(signer) = signer {
-        adapter = adapter.with_signer(signer)?;
+    if let Some((signer, multipart)) = signer {
+        adapter = adapter.with_signer(signer, multipart)?;
     }
     Ok(adapter)
 }

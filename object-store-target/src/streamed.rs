@@ -10,16 +10,31 @@
 //! the bytes (S3's `BadDigest`) and stores the object whole or not at all. The last chunk goes
 //! only once the body has ended cleanly ([`last_chunk_held`]), so a body failing at its end
 //! (the engine's checksums) leaves the service short of the `Content-Length`, storing nothing.
+//!
+//! An object whose size only is known (an item published with its sha256 alone) goes the same
+//! way as a multipart upload of few, large parts (up to [`MAX_STREAMED_PUT`] each, so a 1 GiB
+//! item is one part): `object_store` starts and completes it ([`MultipartStore`]), each part is
+//! one streamed PUT to a presigned `UploadPart` URL (the flow `object_store` documents for
+//! credential-less clients), its MD5 computed on a hashing thread on the way and compared with
+//! the ETag the service answers. The object appears only when the upload is completed, after
+//! the body has ended cleanly; on any failure the upload is aborted. A failed part cannot be
+//! sent again: the item fails, and the next run sends it again.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
-use futures::StreamExt;
+use bytes::Bytes;
+use futures::channel::mpsc;
+use futures::{SinkExt, StreamExt};
 use http_retry::{send, Failure, HttpOptions, Replay, RetryConfig};
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
-use object_store::signer::{HeaderName, HeaderValue, Method, SignedUrlOptions, Signer};
+use object_store::signer::{HeaderName, HeaderValue, Method, SignedUrlOptions, Signer, Url};
+use object_store::MultipartId;
 use reqwest::header::CONTENT_LENGTH;
+use simplestreams_core::{ChecksumKind, Expected, StreamVerifier};
+use simplestreams_mirror::hashing::{Batcher, HashingThread};
 use simplestreams_mirror::{last_chunk_held, ByteStream, Error, Result};
 
 /// `Content-MD5` (RFC 1864; `http` has no constant for it).
@@ -27,6 +42,9 @@ const CONTENT_MD5: HeaderName = HeaderName::from_static("content-md5");
 
 /// The largest object S3 accepts in one PUT.
 pub const MAX_STREAMED_PUT: u64 = 5 << 30;
+
+/// Chunks queued for a part's request: enough to keep the connection busy.
+const QUEUED_CHUNKS: usize = 8;
 
 /// How long a presigned URL is valid: the service checks it when the request starts, so an
 /// upload may take longer.
@@ -36,6 +54,7 @@ const URL_VALIDITY: Duration = Duration::from_secs(15 * 60);
 #[derive(Clone)]
 pub(crate) struct StreamedPut {
     signer: Arc<dyn Signer>,
+    multipart: Arc<dyn MultipartStore>,
     http: reqwest::Client,
 }
 
@@ -46,8 +65,12 @@ impl std::fmt::Debug for StreamedPut {
 }
 
 impl StreamedPut {
-    /// PUTs through URLs `signer` presigns, with a client of the workspace's usual settings.
-    pub(crate) fn new(signer: Arc<dyn Signer>) -> Result<StreamedPut> {
+    /// PUTs through URLs `signer` presigns, multipart uploads started and completed by
+    /// `multipart` (the same store), with a client of the workspace's usual settings.
+    pub(crate) fn new(
+        signer: Arc<dyn Signer>,
+        multipart: Arc<dyn MultipartStore>,
+    ) -> Result<StreamedPut> {
         let http = HttpOptions::default()
             .client()
             .map_err(|e| Error::Transport {
@@ -55,7 +78,11 @@ impl StreamedPut {
                 message: format!("building the HTTP client: {e}"),
                 source: Some(Box::new(e)),
             })?;
-        Ok(StreamedPut { signer, http })
+        Ok(StreamedPut {
+            signer,
+            multipart,
+            http,
+        })
     }
 
     /// Stores `body` (`size` bytes whose MD5 is `md5`, hex) at `key`; `location` names it in
@@ -91,7 +118,7 @@ impl StreamedPut {
         // the answer; the HTTP client only learns that the body stopped.
         let failure = Arc::new(Mutex::new(None::<Error>));
         let seen = failure.clone();
-        let mut body = Some(last_chunk_held(body).map(move |next| {
+        let body = last_chunk_held(body).map(move |next| {
             next.map_err(|e| {
                 let message = e.to_string();
                 if let Ok(mut slot) = seen.lock() {
@@ -99,28 +126,157 @@ impl StreamedPut {
                 }
                 std::io::Error::other(message)
             })
-        }));
+        });
+        let answer = self
+            .send_once(
+                url,
+                Some(content_md5),
+                reqwest::Body::wrap_stream(body),
+                size,
+                location,
+            )
+            .await;
+        if let Some(e) = failure.lock().ok().and_then(|mut slot| slot.take()) {
+            return Err(e);
+        }
+        answer
+    }
+
+    /// Stores `body` (`size` bytes) at `key` as a multipart upload of streamed parts (see the
+    /// module's documentation); `location` names it in messages. Returns the object's ETag.
+    pub(crate) async fn put_in_parts(
+        &self,
+        key: &Path,
+        location: &str,
+        mut body: ByteStream,
+        size: u64,
+    ) -> Result<Option<String>> {
+        let converted = |e| crate::error::convert("put", location.to_string(), e);
+        let id = self
+            .multipart
+            .create_multipart(key)
+            .await
+            .map_err(converted)?;
+        let done = match self.send_parts(key, location, &id, &mut body, size).await {
+            Ok(parts) => self
+                .multipart
+                .complete_multipart(key, &id, parts)
+                .await
+                .map_err(converted),
+            Err(e) => Err(e),
+        };
+        match done {
+            Ok(result) => Ok(result.e_tag),
+            Err(e) => {
+                if let Err(abort) = self.multipart.abort_multipart(key, &id).await {
+                    tracing::warn!("{location}: aborting the multipart upload failed: {abort}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Sends the parts of upload `id`, each checked against its MD5; the body must then end
+    /// cleanly, exactly `size` bytes long.
+    async fn send_parts(
+        &self,
+        key: &Path,
+        location: &str,
+        id: &MultipartId,
+        body: &mut ByteStream,
+        size: u64,
+    ) -> Result<Vec<PartId>> {
+        let mut parts = Vec::new();
+        let mut carry: Option<Bytes> = None;
+        let mut left = size;
+        while left > 0 {
+            let len = left.min(MAX_STREAMED_PUT);
+            let query = SignedUrlOptions::default().with_query([
+                ("partNumber", (parts.len() + 1).to_string()),
+                ("uploadId", id.clone()),
+            ]);
+            let url = self
+                .signer
+                .signed_url_opts(Method::PUT, key, URL_VALIDITY, &query)
+                .await
+                .map_err(|e| crate::error::convert("put", location.to_string(), e))?;
+            let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(QUEUED_CHUNKS);
+            let md5 = HashingThread::start(
+                StreamVerifier::new("", Expected::default()).also_compute(ChecksumKind::Md5),
+            );
+            let offset = size - left;
+            let feed = feed_part(body, &mut carry, tx, &md5, len, offset, size, location);
+            let sent = self.send_once(url, None, reqwest::Body::wrap_stream(rx), len, location);
+            let (fed, answer) = tokio::join!(feed, sent);
+            fed?;
+            let etag = answer?;
+            let digests = md5.finish().await??;
+            let want = digests.md5.unwrap_or_default();
+            match &etag {
+                Some(got) if got.trim_matches('"').eq_ignore_ascii_case(&want) => {}
+                other => {
+                    return Err(Error::Transport {
+                        url: location.to_string(),
+                        message: format!(
+                            "part {} stored something else: ETag {other:?}, sent MD5 {want}",
+                            parts.len() + 1
+                        ),
+                        source: None,
+                    })
+                }
+            }
+            parts.push(PartId {
+                content_id: etag.unwrap_or_default(),
+            });
+            left -= len;
+        }
+        // Every byte announced went: the body must end here, cleanly (the engine's checksums
+        // end it with an error when they fail).
+        let longer = || {
+            Error::Aborted(format!(
+                "{location}: the body is longer than its {size} bytes"
+            ))
+        };
+        if carry.is_some() {
+            return Err(longer());
+        }
+        while let Some(next) = body.next().await {
+            if !next?.is_empty() {
+                return Err(longer());
+            }
+        }
+        Ok(parts)
+    }
+
+    /// One PUT of `len` bytes from `body` to a presigned `url` (with `Content-MD5` when given),
+    /// sent once; returns the ETag answered, or an error naming `location` and the service's
+    /// own error code.
+    async fn send_once(
+        &self,
+        url: Url,
+        content_md5: Option<HeaderValue>,
+        body: reqwest::Body,
+        len: u64,
+        location: &str,
+    ) -> Result<Option<String>> {
+        let mut body = Some(body);
         // A streamed body is sent once: no retry.
         let answer = send(
             &RetryConfig::default(),
             Replay::ONCE,
             |s| s.is_success(),
             |_| {
-                let request = self
-                    .http
-                    .put(url.clone())
-                    .header(CONTENT_MD5, content_md5.clone())
-                    .header(CONTENT_LENGTH, size);
+                let mut request = self.http.put(url.clone()).header(CONTENT_LENGTH, len);
+                if let Some(md5) = &content_md5 {
+                    request = request.header(CONTENT_MD5, md5.clone());
+                }
                 match body.take() {
-                    Some(b) => request.body(reqwest::Body::wrap_stream(b)),
+                    Some(b) => request.body(b),
                     None => request,
                 }
             },
         )
         .await;
-        if let Some(e) = failure.lock().ok().and_then(|mut slot| slot.take()) {
-            return Err(e);
-        }
         match answer {
             Ok(response) => Ok(response
                 .headers()
@@ -130,12 +286,16 @@ impl StreamedPut {
             Err(Failure::Status { response, .. }) => {
                 let status = response.status();
                 let text = response.text().await.unwrap_or_default();
-                Err(fail(format!(
-                    "the service answered {status}{}",
-                    s3_error(&text)
-                        .map(|(code, message)| format!(": {code}: {message}"))
-                        .unwrap_or_default()
-                )))
+                Err(Error::Transport {
+                    url: location.to_string(),
+                    message: format!(
+                        "the service answered {status}{}",
+                        s3_error(&text)
+                            .map(|(code, message)| format!(": {code}: {message}"))
+                            .unwrap_or_default()
+                    ),
+                    source: None,
+                })
             }
             Err(Failure::Transport { source, .. }) => Err(Error::Transport {
                 url: location.to_string(),
@@ -144,6 +304,59 @@ impl StreamedPut {
             }),
         }
     }
+}
+
+/// Feeds `len` bytes of `body` (after what `carry` holds from the previous part) to a part's
+/// request through `tx`, and to the `md5` hasher. A body failing or ending early cuts the
+/// request (an error as its next chunk: the service stores nothing of it).
+#[allow(clippy::too_many_arguments)]
+async fn feed_part(
+    body: &mut ByteStream,
+    carry: &mut Option<Bytes>,
+    mut tx: mpsc::Sender<std::io::Result<Bytes>>,
+    md5: &HashingThread,
+    len: u64,
+    offset: u64,
+    size: u64,
+    location: &str,
+) -> Result<()> {
+    let mut batcher = Batcher::default();
+    let mut sent = 0u64;
+    while sent < len {
+        let next = match carry.take() {
+            Some(c) => Ok(c),
+            None => match body.next().await {
+                Some(next) => next,
+                None => Err(Error::Aborted(format!(
+                    "{location}: the body ended after {} of its {size} bytes",
+                    offset + sent
+                ))),
+            },
+        };
+        let mut chunk = match next {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = tx.send(Err(std::io::Error::other("the body failed"))).await;
+                return Err(e);
+            }
+        };
+        let room = usize::try_from(len - sent).unwrap_or(usize::MAX);
+        if chunk.len() > room {
+            *carry = Some(chunk.split_off(room));
+        }
+        sent += chunk.len() as u64;
+        if let Some(batch) = batcher.push(chunk.clone()) {
+            // A failed send means the hasher stopped; its verdict says why.
+            let _ = md5.send(batch).await;
+        }
+        if tx.send(Ok(chunk)).await.is_err() {
+            // The request ended before its body: its answer says why.
+            return Ok(());
+        }
+    }
+    let _ = md5.send(batcher.take()).await;
+    tx.close_channel();
+    Ok(())
 }
 
 /// `Code` and `Message` of an S3 XML error answer (`<Error><Code>BadDigest</Code>...`).
