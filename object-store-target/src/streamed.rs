@@ -8,7 +8,7 @@
 //! signing code here), with `Content-MD5` among the signed headers, and one PUT of exactly
 //! `size` bytes through the workspace's HTTP client. The service checks the MD5 as it stores
 //! the bytes (S3's `BadDigest`) and stores the object whole or not at all. The last chunk goes
-//! only once the body has ended cleanly ([`last_chunk_held`]), so a body failing at its end
+//! only once the body has ended cleanly ([`simplestreams_mirror::last_chunk_held`]), so a body failing at its end
 //! (the engine's checksums) leaves the service short of the `Content-Length`, storing nothing.
 //!
 //! An object whose size only is known (an item published with its sha256 alone) goes the same
@@ -20,7 +20,7 @@
 //! the body has ended cleanly; on any failure the upload is aborted. A failed part cannot be
 //! sent again: the item fails, and the next run sends it again.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -35,7 +35,7 @@ use object_store::MultipartId;
 use reqwest::header::CONTENT_LENGTH;
 use simplestreams_core::{ChecksumKind, Expected, StreamVerifier};
 use simplestreams_mirror::hashing::{Batcher, HashingThread};
-use simplestreams_mirror::{last_chunk_held, ByteStream, Error, Result};
+use simplestreams_mirror::{http_body, ByteStream, Error, Result};
 
 /// `Content-MD5` (RFC 1864; `http` has no constant for it).
 const CONTENT_MD5: HeaderName = HeaderName::from_static("content-md5");
@@ -114,19 +114,7 @@ impl StreamedPut {
             .signed_url_opts(Method::PUT, key, URL_VALIDITY, &options)
             .await
             .map_err(|e| crate::error::convert("put", location.to_string(), e))?;
-        // The body's own error (the engine's, naming the item and what failed) is kept to be
-        // the answer; the HTTP client only learns that the body stopped.
-        let failure = Arc::new(Mutex::new(None::<Error>));
-        let seen = failure.clone();
-        let body = last_chunk_held(body).map(move |next| {
-            next.map_err(|e| {
-                let message = e.to_string();
-                if let Ok(mut slot) = seen.lock() {
-                    slot.get_or_insert(e);
-                }
-                std::io::Error::other(message)
-            })
-        });
+        let (body, failure) = http_body(body);
         let answer = self
             .send_once(
                 url,
@@ -136,7 +124,7 @@ impl StreamedPut {
                 location,
             )
             .await;
-        if let Some(e) = failure.lock().ok().and_then(|mut slot| slot.take()) {
+        if let Some(e) = failure.take() {
             return Err(e);
         }
         answer

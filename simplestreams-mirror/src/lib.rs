@@ -90,8 +90,9 @@ pub use source::{
     local_dir, open_source, split_entry, FallbackSource, HttpSource, Source, StoreSource,
 };
 pub use store::{
-    byte_stream, collect, last_chunk_held, ByteStream, GetOptions, GetResult, InMemory, LocalStore,
-    ObjectMeta, PutOptions, Store, StoreExt, StoreLock, Validators,
+    byte_stream, collect, http_body, last_chunk_held, BodyFailure, ByteStream, GetOptions,
+    GetResult, InMemory, LocalStore, ObjectMeta, PutOptions, Store, StoreExt, StoreLock,
+    Validators,
 };
 pub use target::{
     check_mirror_path, ContentState, HeldItem, ItemKey, ItemTree, NewItem, PendingRemoval, State,

@@ -32,8 +32,8 @@ use futures::stream::{self, StreamExt};
 use simplestreams_core::{ChecksumKind, Expected, StreamVerifier};
 use simplestreams_mirror::hashing::{Batcher, HashingThread};
 use simplestreams_mirror::{
-    last_chunk_held, ByteStream, Error as MirrorError, GetOptions, GetResult,
-    ObjectMeta as StoreMeta, PutOptions, Store, StoreLock, Validators, STATE_DIR,
+    http_body, ByteStream, Error as MirrorError, GetOptions, GetResult, ObjectMeta as StoreMeta,
+    PutOptions, Store, StoreLock, Validators, STATE_DIR,
 };
 
 use crate::client::{GetOptions as SwiftGet, PutOptions as SwiftPut, SloSegment, SwiftClient};
@@ -339,6 +339,42 @@ impl SwiftStore {
             .map_err(to_mirror)
     }
 
+    /// Puts the manifest of upload `id` of `path`, naming `segments`: the object appears,
+    /// whole. Then the object's other segments (of the object it replaced, or of an upload
+    /// killed half-way) go.
+    pub(crate) async fn publish_manifest(
+        &self,
+        path: &str,
+        id: &str,
+        segments: &[SloSegment],
+    ) -> Result<StoreMeta, MirrorError> {
+        let (container, name) = self.locate(path)?;
+        let etag = self
+            .client
+            .put_manifest(container, &name, segments)
+            .await
+            .map_err(to_mirror)?;
+        if let Err(e) = self.remove_segments(path, Segments::AllBut(id), &[]).await {
+            tracing::warn!("{self}: old segments of {path} not removed: {e}");
+        }
+        let size = segments.iter().map(|s| s.size_bytes).sum();
+        Ok(store_meta(path, Some(size), etag))
+    }
+
+    /// Removes the segments of upload `id` of `path`, which failed: those listed, and those
+    /// named in `stored` (`/<private container>/<name>` paths, as a manifest names them),
+    /// since Swift's listing may lag behind the PUTs it answered.
+    pub(crate) async fn remove_failed_upload(&self, path: &str, id: &str, stored: &[String]) {
+        let prefix = format!("/{}/", self.private);
+        let named: Vec<String> = stored
+            .iter()
+            .filter_map(|p| p.strip_prefix(&prefix).map(str::to_string))
+            .collect();
+        if let Err(e) = self.remove_segments(path, Segments::Of(id), &named).await {
+            tracing::warn!("{self}: segments of a failed upload of {path} not removed: {e}");
+        }
+    }
+
     /// One PUT streamed from the body (see the module's documentation).
     async fn put_streamed(
         &self,
@@ -348,19 +384,7 @@ impl SwiftStore {
         md5: &str,
     ) -> Result<StoreMeta, MirrorError> {
         let (container, name) = self.locate(path)?;
-        // The body's own error (the engine's, naming the item and what failed) is kept to be
-        // the answer; the HTTP client only learns that the body stopped.
-        let failure = std::sync::Arc::new(std::sync::Mutex::new(None::<MirrorError>));
-        let seen = failure.clone();
-        let body = last_chunk_held(body).map(move |next| {
-            next.map_err(|e| {
-                let message = e.to_string();
-                if let Ok(mut slot) = seen.lock() {
-                    slot.get_or_insert(e);
-                }
-                std::io::Error::other(message)
-            })
-        });
+        let (body, failure) = http_body(body);
         let put = SwiftPut {
             etag: Some(md5.to_string()),
             ..SwiftPut::default()
@@ -369,7 +393,7 @@ impl SwiftStore {
             .client
             .put_object_stream(container, &name, body, Some(size), &put)
             .await;
-        if let Some(e) = failure.lock().ok().and_then(|mut slot| slot.take()) {
+        if let Some(e) = failure.take() {
             return Err(e);
         }
         let etag = match answer {
@@ -687,40 +711,20 @@ impl<'s> LargeUpload<'s> {
     /// Sends the last part (if any) and puts the manifest: the object appears, whole. On any
     /// failure, this upload's segments are removed and the previous object stays.
     async fn finish(mut self, last: Part) -> Result<StoreMeta, MirrorError> {
-        let manifest = async {
+        let published = async {
             if last.len() > 0 {
                 self.send(last).await?;
             }
             self.wait(0).await?;
-            let (container, name) = self.store.locate(&self.path)?;
             self.store
-                .client
-                .put_manifest(container, &name, &self.sent)
+                .publish_manifest(&self.path, &self.id, &self.sent)
                 .await
-                .map_err(to_mirror)
         }
         .await;
-        let etag = match manifest {
-            Ok(etag) => etag,
-            Err(e) => {
-                self.abort().await;
-                return Err(e);
-            }
-        };
-        // The object's previous segments, and any an upload killed half-way left, go now.
-        if let Err(e) = self
-            .store
-            .remove_segments(&self.path, Segments::AllBut(&self.id), &[])
-            .await
-        {
-            tracing::warn!(
-                "{}: old segments of {} not removed: {e}",
-                self.store,
-                self.path
-            );
+        if published.is_err() {
+            self.abort().await;
         }
-        let size = self.sent.iter().map(|s| s.size_bytes).sum();
-        Ok(store_meta(&self.path, Some(size), etag))
+        published
     }
 
     /// Removes what this upload sent: nothing of it stays.
@@ -736,23 +740,9 @@ impl<'s> LargeUpload<'s> {
                 stored.push(segment.path);
             }
         }
-        // Those Swift answered are deleted by name too: its listing may lag behind the PUTs.
-        let prefix = format!("/{}/", self.store.private);
-        let stored: Vec<String> = stored
-            .iter()
-            .filter_map(|p| p.strip_prefix(&prefix).map(str::to_string))
-            .collect();
-        if let Err(e) = self
-            .store
-            .remove_segments(&self.path, Segments::Of(&self.id), &stored)
-            .await
-        {
-            tracing::warn!(
-                "{}: segments of a failed upload of {} not removed: {e}",
-                self.store,
-                self.path
-            );
-        }
+        self.store
+            .remove_failed_upload(&self.path, &self.id, &stored)
+            .await;
     }
 }
 

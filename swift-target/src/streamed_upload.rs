@@ -17,7 +17,7 @@ use simplestreams_mirror::hashing::{Batcher, HashingThread};
 use simplestreams_mirror::{Error as MirrorError, ObjectMeta as StoreMeta};
 
 use crate::client::{PutOptions as SwiftPut, SloSegment};
-use crate::store::{check_etag, store_meta, to_mirror, Segments, SwiftStore};
+use crate::store::{check_etag, to_mirror, SwiftStore};
 
 /// Chunks queued for the segment PUT: enough to keep the connection busy.
 const QUEUED_CHUNKS: usize = 8;
@@ -145,37 +145,17 @@ impl<'s> StreamedUpload<'s> {
     /// The body ended cleanly: the last segment ends and the manifest goes in; the object
     /// appears, whole. On any failure, this upload's segments are removed.
     pub(crate) async fn finish(mut self) -> Result<StoreMeta, MirrorError> {
-        let manifest = async {
+        let published = async {
             self.finish_segment().await?;
-            let (container, name) = self.store.locate(&self.path)?;
             self.store
-                .client()
-                .put_manifest(container, &name, &self.sent)
+                .publish_manifest(&self.path, &self.id, &self.sent)
                 .await
-                .map_err(to_mirror)
         }
         .await;
-        let etag = match manifest {
-            Ok(etag) => etag,
-            Err(e) => {
-                self.abort().await;
-                return Err(e);
-            }
-        };
-        // The object's previous segments, and any an upload killed half-way left, go now.
-        if let Err(e) = self
-            .store
-            .remove_segments(&self.path, Segments::AllBut(&self.id), &[])
-            .await
-        {
-            tracing::warn!(
-                "{}: old segments of {} not removed: {e}",
-                self.store,
-                self.path
-            );
+        if published.is_err() {
+            self.abort().await;
         }
-        let size = self.sent.iter().map(|s| s.size_bytes).sum();
-        Ok(store_meta(&self.path, Some(size), etag))
+        published
     }
 
     /// Cuts the segment being sent (Swift stores nothing of a chunked body that stops before
@@ -200,22 +180,9 @@ impl<'s> StreamedUpload<'s> {
                 size_bytes: segment.len,
             });
         }
-        let prefix = format!("/{}/", self.store.private_container());
-        let named: Vec<String> = self
-            .sent
-            .iter()
-            .filter_map(|s| s.path.strip_prefix(&prefix).map(str::to_string))
-            .collect();
-        if let Err(e) = self
-            .store
-            .remove_segments(&self.path, Segments::Of(&self.id), &named)
-            .await
-        {
-            tracing::warn!(
-                "{}: segments of a failed upload of {} not removed: {e}",
-                self.store,
-                self.path
-            );
-        }
+        let stored: Vec<String> = self.sent.iter().map(|s| s.path.clone()).collect();
+        self.store
+            .remove_failed_upload(&self.path, &self.id, &stored)
+            .await;
     }
 }

@@ -718,9 +718,15 @@ fn known(data: &[u8]) -> PutOptions {
 
 /// `data` in chunks of 700 bytes.
 fn chunked(data: &[u8]) -> ByteStream {
+    chunked_then(data, None)
+}
+
+/// `data` in chunks of 700 bytes, then `error` if given.
+fn chunked_then(data: &[u8], error: Option<simplestreams_mirror::Error>) -> ByteStream {
     let chunks: Vec<_> = data
         .chunks(700)
         .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .chain(error.map(Err))
         .collect();
     stream::iter(chunks).boxed()
 }
@@ -780,15 +786,14 @@ async fn a_streamed_put_whose_body_fails_at_its_end_never_sends_its_last_bytes()
     // Were every byte of the Content-Length to arrive, Swift would store the object.
     fake.route(&put, vec![stored(&data)]);
     fake.route(LISTING, vec![Reply::new(200, "[]")]);
-    let mut chunks: Vec<simplestreams_mirror::Result<Bytes>> = data
-        .chunks(700)
-        .map(|c| Ok(Bytes::copy_from_slice(c)))
-        .collect();
-    chunks.push(Err(simplestreams_mirror::Error::Aborted(
-        "obj: sha256 mismatch".into(),
-    )));
+    let failing = chunked_then(
+        &data,
+        Some(simplestreams_mirror::Error::Aborted(
+            "obj: sha256 mismatch".into(),
+        )),
+    );
     let err = store
-        .put("obj", stream::iter(chunks).boxed(), known(&data))
+        .put("obj", failing, known(&data))
         .await
         .expect_err("the body's failure fails the put");
     assert!(

@@ -59,6 +59,43 @@ pub fn last_chunk_held(body: ByteStream) -> ByteStream {
     .boxed()
 }
 
+/// A body as an HTTP client sends it in one request ([`http_body`]): its chunks as I/O
+/// results, its last chunk held until it ended cleanly ([`last_chunk_held`]).
+pub type HttpBody = BoxStream<'static, std::io::Result<Bytes>>;
+
+/// The error a body sent by [`http_body`] ended with, kept to be the answer: the engine's own
+/// (naming the item and the check that failed), where the HTTP client only reports that its
+/// body stopped.
+#[derive(Debug, Clone, Default)]
+pub struct BodyFailure(std::sync::Arc<std::sync::Mutex<Option<Error>>>);
+
+impl BodyFailure {
+    /// The body's error, if it ended with one.
+    pub fn take(&self) -> Option<Error> {
+        self.0.lock().ok().and_then(|mut slot| slot.take())
+    }
+}
+
+/// `body` for a backend that sends it in one HTTP request: the last chunk held until the
+/// body ended cleanly (see [`last_chunk_held`]), and its error, if any, kept in the
+/// [`BodyFailure`] returned, to be answered instead of the client's own.
+pub fn http_body(body: ByteStream) -> (HttpBody, BodyFailure) {
+    let failure = BodyFailure::default();
+    let seen = failure.clone();
+    let body = last_chunk_held(body)
+        .map(move |next| {
+            next.map_err(|e| {
+                let message = e.to_string();
+                if let Ok(mut slot) = seen.0.lock() {
+                    slot.get_or_insert(e);
+                }
+                std::io::Error::other(message)
+            })
+        })
+        .boxed();
+    (body, failure)
+}
+
 /// Validators of one version of an object, for conditional requests.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Validators {
