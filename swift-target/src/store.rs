@@ -412,9 +412,10 @@ impl SwiftStore {
             Err(e) => return Err(to_mirror(e)),
         };
         check_etag(&self.client, container, &name, etag.as_deref(), md5)?;
-        if size > self.options.segment_size {
+        if size > self.options.segment_size.min(HELD_OBJECT_MAX as u64) {
             // An object this large may have been a Static Large Object before (segmented by
-            // an upload without its MD5, or one killed half-way): its segments go.
+            // an upload without its MD5, with any segment size, or one killed half-way): its
+            // segments go.
             if let Err(e) = self.remove_segments(path, Segments::All, &[]).await {
                 tracing::warn!("{self}: old segments of {path} not removed: {e}");
             }
