@@ -9,7 +9,7 @@ use simplestreams_core::{ChecksumKind, Digests, Expected, Item, Map};
 use crate::error::{Error, Result};
 use crate::files::{copy_file, hash_file, peek, Peek, Tap};
 use crate::image::{ftype_for, path_extension, ImageSource, NewImage};
-use crate::repo::{register_item, ItemRef, Named, Repo};
+use crate::repo::{register_levels, ItemRef, Named, Repo};
 
 /// What happened to one image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -416,7 +416,8 @@ impl Repo {
             }
         }
         let key = &placed.key;
-        let file = self.stream_mut(&key.content_id, image.datatype.as_deref());
+        let at = self.stream_at(&key.content_id, image.datatype.as_deref());
+        let file = &mut self.streams[at];
         file.changed = true;
         // Keys are copied only when new (products get many versions).
         let products = &mut file.doc.products;
@@ -428,10 +429,19 @@ impl Repo {
             Some(at) => &mut product.versions[at],
             None => product.versions.entry(key.version.clone()).or_default(),
         };
-        version.items.insert(key.item.clone(), Item { fields });
-        let doc = &self.streams[&key.content_id].doc;
-        let item = &doc.products[&key.product].versions[&key.version].items[&key.item];
-        register_item(&mut self.named, doc, &key.product, &key.version, item, 1);
+        let (at, _) = version.items.insert_full(key.item.clone(), Item { fields });
+        let item = &version.items[at];
+        // Counted from the levels at hand (not looked up again by name: once per item added).
+        register_levels(
+            &mut self.named,
+            [
+                &item.fields,
+                &version.fields,
+                &product.fields,
+                &file.doc.fields,
+            ],
+            1,
+        );
         self.set_level_fields(key, &product_fields, &version_fields);
     }
 

@@ -347,7 +347,16 @@ fn flat_image(item: Flat, n: usize, name: &str, base: &Path, dirs: &mut Dirs) ->
     image.placement = Placement::Exact(path);
     image.expected = expected;
     image.sha512 = sha512;
-    image.fields = rest;
+    // Made with room for the fields adding the item sets (`ftype`, `path`, `size`, the
+    // checksums given), so that it never grows: growing thousands of maps copies each twice.
+    let e = &image.expected;
+    let adds = 2 + [&image.ftype, &e.md5, &e.sha256, &e.sha512]
+        .iter()
+        .filter(|v| v.is_some())
+        .count();
+    let mut fields = Map::with_capacity(rest.len() + adds);
+    fields.extend(rest);
+    image.fields = fields;
     image.check_fields().map_err(|e| at(e.to_string()))?;
     Ok(image)
 }

@@ -56,19 +56,27 @@ fn is_scalar(v: &Value) -> bool {
     matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_))
 }
 
-/// Drops redundant fields, then condenses (see the module).
+/// Drops redundant fields, then condenses (see the module): items → version, then versions
+/// → product. One walk over the items: each version is done while its items are at hand (a
+/// stream of thousands of items is memory-bound: a second walk costs as much as the first).
 pub fn normalize(doc: &mut Products) {
-    strip_redundant(doc);
-    condense(doc);
-}
-
-/// Removes from items and versions the scalar fields whose value they inherit anyway.
-fn strip_redundant(doc: &mut Products) {
     let top = &doc.fields;
     for product in doc.products.values_mut() {
         let pfields = &product.fields;
         let above_version = |k: &str| pfields.get(k).or_else(|| top.get(k));
         for version in product.versions.values_mut() {
+            // The version's redundant fields first: what its items inherit stays the same (a
+            // field dropped from the version held what it now inherits from above).
+            version
+                .fields
+                .retain(|k, v| version_sticky(k) || !is_scalar(v) || above_version(k) != Some(v));
+            if version.items.len() == 1 {
+                // Most versions hold one item: dropped and moved up in one filtering.
+                if let Some(item) = version.items.values_mut().next() {
+                    strip_and_move_one(&mut item.fields, &mut version.fields, &above_version);
+                }
+                continue;
+            }
             let vfields = &version.fields;
             for item in version.items.values_mut() {
                 item.fields.retain(|k, v| {
@@ -77,17 +85,6 @@ fn strip_redundant(doc: &mut Products) {
                         || vfields.get(k.as_str()).or_else(|| above_version(k)) != Some(v)
                 });
             }
-            version
-                .fields
-                .retain(|k, v| version_sticky(k) || !is_scalar(v) || above_version(k) != Some(v));
-        }
-    }
-}
-
-/// Items → version, then versions → product.
-fn condense(doc: &mut Products) {
-    for product in doc.products.values_mut() {
-        for version in product.versions.values_mut() {
             let children: Vec<&mut Map> =
                 version.items.values_mut().map(|i| &mut i.fields).collect();
             move_shared(children, &mut version.fields, item_sticky);
@@ -101,6 +98,51 @@ fn condense(doc: &mut Products) {
     }
 }
 
+/// For the one item of a version (`parent`): drops the scalar fields it inherits anyway (from
+/// `parent` or `above`), then moves up the ones [`move_from_one`] moves. The same as dropping
+/// first and moving after: each key is looked at once, and moving a key changes nothing
+/// another key is compared with.
+fn strip_and_move_one<'a>(
+    child: &mut Map,
+    parent: &mut Map,
+    above: &impl Fn(&str) -> Option<&'a Value>,
+) {
+    child.retain(|k, v| {
+        if item_sticky(k) {
+            return true;
+        }
+        let here = parent.get(k.as_str());
+        if is_scalar(v) && here.or_else(|| above(k)) == Some(&*v) {
+            return false;
+        }
+        let moves = match &*v {
+            Value::String(s) => here.is_none_or(|p| p.as_str() == Some(s.as_str())),
+            _ => false,
+        };
+        if moves {
+            parent.insert(k.clone(), std::mem::take(v));
+        }
+        !moves
+    });
+}
+
+/// [`move_shared`] for one child: every key it may give up moves, its value moved rather than
+/// copied, and the child's map kept (filtered in place: no new map, no key hashed again).
+fn move_from_one(child: &mut Map, parent: &mut Map, sticky: fn(&str) -> bool) {
+    child.retain(|k, v| {
+        let moves = match &*v {
+            Value::String(s) => {
+                !sticky(k) && parent.get(k).is_none_or(|p| p.as_str() == Some(s.as_str()))
+            }
+            _ => false,
+        };
+        if moves {
+            parent.insert(k.clone(), std::mem::take(v));
+        }
+        !moves
+    });
+}
+
 /// Moves to `parent` every key that is not `sticky` and that all `children` have with one
 /// string value that `parent` does not contradict (as the reference's condensing does).
 fn move_shared(mut children: Vec<&mut Map>, parent: &mut Map, sticky: fn(&str) -> bool) {
@@ -108,26 +150,7 @@ fn move_shared(mut children: Vec<&mut Map>, parent: &mut Map, sticky: fn(&str) -
         return;
     };
     if rest.is_empty() {
-        // One child (a version of one item, as most are): every key it may give up moves,
-        // keys and values moved rather than copied.
-        let moves = |k: &str, v: &Value, parent: &Map| match v {
-            Value::String(s) => {
-                !sticky(k) && parent.get(k).is_none_or(|p| p.as_str() == Some(s.as_str()))
-            }
-            _ => false,
-        };
-        if first.iter().any(|(k, v)| moves(k, v, parent)) {
-            let fields = std::mem::take(&mut **first);
-            let mut kept = Map::with_capacity(fields.len());
-            for (k, v) in fields {
-                if moves(&k, &v, parent) {
-                    parent.insert(k, v);
-                } else {
-                    kept.insert(k, v);
-                }
-            }
-            **first = kept;
-        }
+        move_from_one(first, parent, sticky);
         return;
     }
     let moving: Vec<String> = first
@@ -213,6 +236,30 @@ mod tests {
         ] {
             assert!(!version_sticky(key), "{key}");
         }
+    }
+
+    #[test]
+    fn a_one_item_version_drops_and_moves_up_in_one_go() {
+        let text = r#"{"format":"products:1.0","content_id":"c","products":{
+          "p":{"os":"ubuntu","versions":{
+            "1":{"os":"ubuntu","items":{"a":{"os":"ubuntu","arch":"amd64","release":"r","path":"a","size":1,"sha256":"00"}}},
+            "2":{"release":"q","items":{"a":{"release":"s","arch":"amd64","n":3,"path":"b","size":1,"sha256":"00"}}}}}}}"#;
+        let original = Products::from_slice(text.as_bytes(), "d").unwrap();
+        let mut doc = original.clone();
+        normalize(&mut doc);
+        assert_eq!(flat(&doc), flat(&original));
+        let p = &doc.products["p"];
+        assert_eq!(p.fields["arch"], "amd64", "moved up twice");
+        let (one, two) = (&p.versions["1"], &p.versions["2"]);
+        assert!(!one.fields.contains_key("os"), "inherited, dropped");
+        assert!(
+            !one.items["a"].fields.contains_key("os"),
+            "inherited, dropped"
+        );
+        assert_eq!(one.fields["release"], "r", "moved up to its version");
+        assert_eq!(two.fields["release"], "q");
+        assert_eq!(two.items["a"].fields["release"], "s", "contradicts: stays");
+        assert_eq!(two.items["a"].fields["n"], 3, "not a string: stays");
     }
 
     #[test]

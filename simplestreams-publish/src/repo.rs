@@ -366,6 +366,12 @@ impl Repo {
         content_id: &str,
         datatype: Option<&str>,
     ) -> &mut StreamFile {
+        let at = self.stream_at(content_id, datatype);
+        &mut self.streams[at]
+    }
+
+    /// [`Repo::stream_mut`] by its position in [`Repo::streams`].
+    pub(crate) fn stream_at(&mut self, content_id: &str, datatype: Option<&str>) -> usize {
         if let Some(pos) = self
             .dropped
             .iter()
@@ -387,7 +393,7 @@ impl Repo {
                 self.streams.insert_full(content_id.to_string(), file).0
             }
         };
-        &mut self.streams[at]
+        at
     }
 
     /// Moves emptied products files out of the index.
@@ -489,7 +495,7 @@ impl Repo {
                 file.doc
                     .fields
                     .insert("updated".into(), Value::String(now.clone()));
-                file.doc.to_vec_pretty()
+                to_vec_pretty_sized(&file.doc)
             } else if let Some(raw) = &file.raw {
                 raw.to_vec()
             } else {
@@ -627,6 +633,27 @@ impl Repo {
     }
 }
 
+/// [`Products::to_vec_pretty`], written into room made at once for a document of its size (a
+/// large stream is megabytes: growing the buffer step by step copies it over and over).
+fn to_vec_pretty_sized(doc: &Products) -> Vec<u8> {
+    // A few hundred bytes an item, as pretty-printed (checksums alone are 64 or more); room
+    // not used is never touched.
+    const PER_ITEM: usize = 512;
+    let items: usize = doc
+        .products
+        .values()
+        .flat_map(|p| p.versions.values())
+        .map(|v| v.items.len())
+        .sum();
+    let mut out = Vec::with_capacity(4096 + items * PER_ITEM);
+    // Serialising our own in-memory maps cannot fail (string keys only), as in core.
+    if serde_json::to_writer_pretty(&mut out, doc).is_err() {
+        return doc.to_vec_pretty();
+    }
+    out.push(b'\n');
+    out
+}
+
 /// Identifies an item.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct ItemRef {
@@ -712,7 +739,21 @@ pub(crate) fn register_item(
 ) {
     let p = &doc.products[product];
     let v = &p.versions[version];
-    let view = ItemView::from_levels(&[&item.fields, &v.fields, &p.fields, &doc.fields]);
+    register_levels(
+        named,
+        [&item.fields, &v.fields, &p.fields, &doc.fields],
+        delta,
+    );
+}
+
+/// [`register_item`] for an item given by its fields and those of its version, product and
+/// document, in that order.
+pub(crate) fn register_levels(
+    named: &mut HashMap<String, Named>,
+    levels: [&simplestreams_core::Map; 4],
+    delta: isize,
+) {
+    let view = ItemView::from_levels(&levels);
     let Some(path) = view.path else {
         return;
     };
