@@ -59,6 +59,74 @@ pub struct LocalStore {
     real_root: Arc<OnceLock<PathBuf>>,
     /// Directories (real paths) already cleared of temporary files left by an earlier process.
     swept: Arc<Mutex<HashSet<PathBuf>>>,
+    /// The flush of the filesystem started when the lock was taken (see [`EarlyFlush`]).
+    early_flush: Arc<Mutex<Option<EarlyFlush>>>,
+}
+
+/// A flush of the filesystem (`syncfs`) started in the background when the lock is taken,
+/// while the caller works out what to publish: what earlier processes left unflushed is on
+/// stable storage by the time the first durable put needs it, and that put waits for this
+/// flush instead of starting its own. The same guarantee as the put's own flush (everything
+/// written before it started, this process's non-durable puts excepted, is flushed), so a
+/// durable put relies on it only when it is on the same filesystem and no non-durable put
+/// ended since it started (such a put drops it); otherwise the put flushes as before.
+struct EarlyFlush {
+    /// The filesystem flushed (its device).
+    device: u64,
+    done: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+impl LocalStore {
+    /// Starts an [`EarlyFlush`] of the filesystem holding directory `dir` when durable puts
+    /// flush and none happened yet. Through a descriptor of its own (one shared with the lock
+    /// file would hold the lock until the flush ends).
+    fn start_early_flush(&self, dir: &Path) {
+        if !self.fsync || !self.unsynced.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(file) = std::fs::File::open(dir).ok() else {
+            return;
+        };
+        let Some(device) = device_of(&file) else {
+            return;
+        };
+        let started = std::thread::Builder::new()
+            .name("early-syncfs".into())
+            .spawn(move || sync_filesystem(&file));
+        if let Ok(done) = started {
+            *self
+                .early_flush
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(EarlyFlush { device, done });
+        }
+    }
+
+    /// Whether an [`EarlyFlush`] (taken, waited for) flushed the filesystem holding `f`.
+    fn flushed_early(&self, f: &std::fs::File) -> bool {
+        let early = self
+            .early_flush
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        early.is_some_and(|e| {
+            let device = e.device;
+            e.done.join().is_ok_and(|r| r.is_ok()) && device_of(f) == Some(device)
+        })
+    }
+}
+
+/// The device of the filesystem holding `f`.
+fn device_of(f: &std::fs::File) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        f.metadata().ok().map(|m| m.dev())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = f;
+        None
+    }
 }
 
 impl LocalStore {
@@ -70,6 +138,7 @@ impl LocalStore {
             unsynced: Arc::new(AtomicBool::new(true)),
             real_root: Arc::new(OnceLock::new()),
             swept: Arc::new(Mutex::new(HashSet::new())),
+            early_flush: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -231,7 +300,7 @@ fn write_file(
             f.sync_all().map_err(|e| Error::io(&temp, e))?;
             // Earlier non-durable puts (items) become durable before this one (metadata
             // naming them) is published.
-            if unsynced.swap(false, Ordering::AcqRel) {
+            if unsynced.swap(false, Ordering::AcqRel) && !store.flushed_early(&f) {
                 sync_filesystem(&f).map_err(|e| {
                     unsynced.store(true, Ordering::Release);
                     Error::io(&temp, e)
@@ -254,6 +323,14 @@ fn write_file(
     }
     if !durable {
         unsynced.store(true, Ordering::Release);
+        // An early flush no longer covers everything a durable put must find flushed.
+        drop(
+            store
+                .early_flush
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
     }
     if durable {
         sync_dir(&dir)?;
@@ -559,6 +636,7 @@ impl Store for LocalStore {
             // and it goes away with the process, even after kill -9.
             let _ = f.set_len(0);
             let _ = writeln!(f, "{}", std::process::id());
+            store.start_early_flush(&dir);
             Ok(StoreLock::new(file.display().to_string(), Box::new(f)))
         })
         .await
