@@ -8,7 +8,10 @@
 //!    never read: were they hashed, 640 MiB would take seconds.
 //! 2. `json2streams`: 10,000 flat items (described: size and sha256, no files, as the
 //!    reference takes them) turned into a stream by our `sstream add --from-json2streams`
-//!    against the reference's `json2streams`, wall time of each run, and in-process.
+//!    against the reference's `json2streams`, wall time of each run, and in-process; beside
+//!    two floors: starting the process (`sstream --version`), and in-process, reading and
+//!    parsing the list plus pretty-printing and writing durably the products file published
+//!    (from a parsed copy): what any tool reading this JSON and writing that JSON pays.
 //!
 //! Env: BENCH_VERSIONS (10000), BENCH_BIG_MIB (256), BENCH_RUNS (5), BENCH_DIR (a temporary
 //! directory), SSTREAM_BIN (target/release/sstream), SSTREAM_REFERENCE_BIN
@@ -274,6 +277,7 @@ fn bench_json2streams(work: &Path) {
     let mut theirs = Vec::new();
     let mut durable = Vec::new();
     let mut no_fsync = Vec::new();
+    let mut start_only = Vec::new();
     let (t_out, o_out) = (work.join("theirs"), work.join("ours"));
     let ours_args = |extra: &[&str]| -> Vec<String> {
         let mut a: Vec<String> = vec![
@@ -296,6 +300,7 @@ fn bench_json2streams(work: &Path) {
         ));
         durable.push(run(&ours, ours_args(&[]), &o_out));
         no_fsync.push(run(&ours, ours_args(&["--no-fsync"]), &o_out));
+        start_only.push(run(&ours, vec!["--version".into()], &work.join("none")));
     }
     let ratios = |mine: &[Duration]| -> String {
         let mut r: Vec<f64> = theirs
@@ -345,6 +350,35 @@ fn bench_json2streams(work: &Path) {
     println!(
         "json2streams: in-process (parse + add + commit): {}",
         spread(lib)
+    );
+
+    // The floors.
+    let published = o_out.join("streams/v1/com.example:released:download.json");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&published).unwrap()).unwrap();
+    let mut floor = Vec::new();
+    for _ in 0..runs {
+        let out = work.join("floor.json");
+        let _ = std::fs::remove_file(&out);
+        let start = Instant::now();
+        let items: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&list).unwrap()).unwrap();
+        let mut text = serde_json::to_vec_pretty(&doc).unwrap();
+        text.push(b'\n');
+        let mut f = std::fs::File::create(&out).unwrap();
+        std::io::Write::write_all(&mut f, &text).unwrap();
+        f.sync_all().unwrap();
+        floor.push(start.elapsed());
+        drop(items);
+    }
+    println!(
+        "json2streams: floor, in-process: read + parse the list, pretty-print + write + fsync \
+         the products file: {}",
+        spread(floor)
+    );
+    println!(
+        "json2streams: floor, starting the process (sstream --version): {}",
+        spread(start_only)
     );
 }
 

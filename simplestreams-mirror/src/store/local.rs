@@ -722,3 +722,64 @@ fn try_lock(f: &std::fs::File) -> std::io::Result<()> {
 fn try_lock(_f: &std::fs::File) -> std::io::Result<()> {
     Ok(())
 }
+
+#[cfg(test)]
+mod early_flush_tests {
+    use super::*;
+    use crate::store::byte_stream;
+
+    fn early(store: &LocalStore) -> bool {
+        store
+            .early_flush
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
+    #[tokio::test]
+    async fn the_first_durable_put_waits_for_the_flush_started_with_the_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::new(dir.path());
+        let lock = store.lock("state/lock").await.expect("lock");
+        assert!(early(&store), "started when the lock was taken");
+        store
+            .put("a.json", byte_stream("{}"), PutOptions::durable())
+            .await
+            .expect("put");
+        assert!(!early(&store), "waited for and used by the durable put");
+        assert!(!store.unsynced.load(Ordering::Acquire));
+        lock.release().await;
+        // Released without waiting for the flush (its own descriptor, not the lock's).
+        store
+            .lock("state/lock")
+            .await
+            .expect("again")
+            .release()
+            .await;
+    }
+
+    #[tokio::test]
+    async fn a_non_durable_put_since_it_started_makes_the_durable_put_flush_itself() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::new(dir.path());
+        let lock = store.lock("state/lock").await.expect("lock");
+        store
+            .put("item", byte_stream("x"), PutOptions::default())
+            .await
+            .expect("put");
+        assert!(!early(&store), "dropped: it may not cover the item");
+        assert!(
+            store.unsynced.load(Ordering::Acquire),
+            "the next durable put flushes"
+        );
+        lock.release().await;
+        let unflushed = LocalStore::new(dir.path()).with_fsync(false);
+        unflushed
+            .lock("state/lock")
+            .await
+            .expect("lock")
+            .release()
+            .await;
+        assert!(!early(&unflushed), "none when puts do not flush");
+    }
+}
