@@ -15,6 +15,8 @@
 use serde_json::Value;
 use simplestreams_core::{Map, Products};
 
+use crate::image::describes_file;
+
 /// Keys kept on items.
 pub const ITEM_STICKY: &[&str] = &[
     "path",
@@ -34,18 +36,9 @@ pub const VERSION_STICKY: &[&str] = &["label", "pubname"];
 // `match` rather than a search of the lists: asked for every field of every item (tens of
 // thousands of times for a large stream); `sticky_matches_the_lists` keeps them in step.
 fn item_sticky(key: &str) -> bool {
-    matches!(
-        key,
-        "path"
-            | "size"
-            | "md5"
-            | "sha256"
-            | "sha512"
-            | "mirrors"
-            | "ftype"
-            | "disk_format"
-            | "delta_base"
-    ) || key.starts_with("combined_")
+    describes_file(key)
+        || matches!(key, "mirrors" | "disk_format" | "delta_base")
+        || key.starts_with("combined_")
 }
 
 fn version_sticky(key: &str) -> bool {
