@@ -10,8 +10,8 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{Attribute, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use simplestreams_mirror::{
-    ByteStream, Error, GetOptions, GetResult, ObjectMeta, PutOptions, Result, Store, StoreLock,
-    Validators,
+    ByteStream, Error, GetOptions, GetResult, HttpOptions, ObjectMeta, PutOptions, Result, Store,
+    StoreLock, Validators,
 };
 
 use crate::error::convert;
@@ -143,13 +143,15 @@ impl ObjectStoreAdapter {
     /// service checks; an object larger than a part whose size only is known, as a multipart
     /// upload (started and completed by `multipart`) of parts streamed the same way, each
     /// checked against its MD5 computed on the way. Nothing held in memory, no part to sign (see
-    /// `streamed.rs`). [`crate::open_url`] sets it for S3, whose signer is the store itself.
+    /// `streamed.rs`), through a client of settings `http`. [`crate::open_url`] sets it for S3,
+    /// whose signer is the store itself.
     pub fn with_signer(
         mut self,
         signer: Arc<dyn Signer>,
         multipart: Arc<dyn MultipartStore>,
+        http: &HttpOptions,
     ) -> Result<ObjectStoreAdapter> {
-        self.streamed = Some(StreamedPut::new(signer, multipart)?);
+        self.streamed = Some(StreamedPut::new(signer, multipart, http)?);
         Ok(self)
     }
 

@@ -72,14 +72,12 @@ mod streamed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::memory::InMemory;
-use object_store::multipart::MultipartStore;
-use object_store::signer::Signer;
-use object_store::{BackoffConfig, ObjectStore, ObjectStoreScheme};
-use simplestreams_mirror::{Error, Result, RetryConfig};
+use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, ObjectStoreScheme};
+use simplestreams_mirror::{Error, HttpOptions, Result, RetryConfig};
 
 pub use adapter::{
     ObjectStoreAdapter, DEFAULT_PART_SIZE, MAX_PARTS_IN_FLIGHT, MIN_PART_SIZE, PART_MEMORY,
@@ -167,7 +165,8 @@ pub fn open_url_with(url: &str, options: &OpenOptions) -> Result<ObjectStoreAdap
         ..retry.clone()
     };
     let mut lock_probe: Option<Arc<dyn ObjectStore>> = None;
-    let mut signer: Option<(Arc<dyn Signer>, Arc<dyn MultipartStore>)> = None;
+    // S3 presigns the streamed PUTs; whether its client accepts invalid certificates.
+    let mut presigning: Option<(Arc<AmazonS3>, bool)> = None;
     let store: Arc<dyn ObjectStore> = match scheme {
         ObjectStoreScheme::AmazonS3 => {
             let mut builder = AmazonS3Builder::from_env().with_url(url);
@@ -178,10 +177,17 @@ pub fn open_url_with(url: &str, options: &OpenOptions) -> Result<ObjectStoreAdap
                     .map_err(|e| key_error(k, e))?;
                 builder = builder.with_config(key, v);
             }
+            // The streamed PUTs go through the workspace's HTTP client: it accepts what the
+            // store's own client was told to.
+            let accept_invalid_certs = builder
+                .get_config_value(&AmazonS3ConfigKey::Client(
+                    ClientConfigKey::AllowInvalidCertificates,
+                ))
+                .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
             let probe = builder.clone().with_retry(no_retry.clone());
             lock_probe = Some(Arc::new(probe.build().map_err(built)?));
             let s3 = Arc::new(builder.with_retry(retry).build().map_err(built)?);
-            signer = Some((s3.clone(), s3.clone()));
+            presigning = Some((s3.clone(), accept_invalid_certs));
             s3
         }
         ObjectStoreScheme::GoogleCloudStorage => {
@@ -220,8 +226,12 @@ pub fn open_url_with(url: &str, options: &OpenOptions) -> Result<ObjectStoreAdap
     if let Some(probe) = lock_probe {
         adapter = adapter.with_lock_probe(probe);
     }
-    if let Some((signer, multipart)) = signer {
-        adapter = adapter.with_signer(signer, multipart)?;
+    if let Some((s3, accept_invalid_certs)) = presigning {
+        let http = HttpOptions {
+            accept_invalid_certs,
+            ..HttpOptions::default()
+        };
+        adapter = adapter.with_signer(s3.clone(), s3, &http)?;
     }
     Ok(adapter)
 }

@@ -66,18 +66,17 @@ impl std::fmt::Debug for StreamedPut {
 
 impl StreamedPut {
     /// PUTs through URLs `signer` presigns, multipart uploads started and completed by
-    /// `multipart` (the same store), with a client of the workspace's usual settings.
+    /// `multipart` (the same store), with a client of settings `http`.
     pub(crate) fn new(
         signer: Arc<dyn Signer>,
         multipart: Arc<dyn MultipartStore>,
+        http: &HttpOptions,
     ) -> Result<StreamedPut> {
-        let http = HttpOptions::default()
-            .client()
-            .map_err(|e| Error::Transport {
-                url: String::new(),
-                message: format!("building the HTTP client: {e}"),
-                source: Some(Box::new(e)),
-            })?;
+        let http = http.client().map_err(|e| Error::Transport {
+            url: String::new(),
+            message: format!("building the HTTP client: {e}"),
+            source: Some(Box::new(e)),
+        })?;
         Ok(StreamedPut {
             signer,
             multipart,
