@@ -25,16 +25,14 @@ use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
-use futures::channel::mpsc;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use http_retry::{send, Failure, HttpOptions, Replay, RetryConfig};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::signer::{HeaderName, HeaderValue, Method, SignedUrlOptions, Signer, Url};
 use object_store::MultipartId;
 use reqwest::header::CONTENT_LENGTH;
-use simplestreams_core::{ChecksumKind, Expected, StreamVerifier};
-use simplestreams_mirror::hashing::{Batcher, HashingThread};
+use simplestreams_mirror::hashing::HashedBody;
 use simplestreams_mirror::{http_body, ByteStream, Error, Result};
 
 /// `Content-MD5` (RFC 1864; `http` has no constant for it).
@@ -43,8 +41,8 @@ const CONTENT_MD5: HeaderName = HeaderName::from_static("content-md5");
 /// The largest object S3 accepts in one PUT.
 pub const MAX_STREAMED_PUT: u64 = 5 << 30;
 
-/// Chunks queued for a part's request: enough to keep the connection busy.
-const QUEUED_CHUNKS: usize = 8;
+/// How long cutting a part's body may wait for its connection to take the error.
+const CUT_WAIT: Duration = Duration::from_secs(10);
 
 /// How long a presigned URL is valid: the service checks it when the request starts, so an
 /// upload may take longer.
@@ -187,18 +185,20 @@ impl StreamedPut {
                 .signed_url_opts(Method::PUT, key, URL_VALIDITY, &query)
                 .await
                 .map_err(|e| crate::error::convert("put", location.to_string(), e))?;
-            let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(QUEUED_CHUNKS);
-            let md5 = HashingThread::start(
-                StreamVerifier::new("", Expected::default()).also_compute(ChecksumKind::Md5),
-            );
+            let (part, request_body) = HashedBody::new();
             let offset = size - left;
-            let feed = feed_part(body, &mut carry, tx, &md5, len, offset, size, location);
-            let sent = self.send_once(url, None, reqwest::Body::wrap_stream(rx), len, location);
+            let feed = feed_part(body, &mut carry, part, len, offset, size, location);
+            let sent = self.send_once(
+                url,
+                None,
+                reqwest::Body::wrap_stream(request_body),
+                len,
+                location,
+            );
             let (fed, answer) = tokio::join!(feed, sent);
-            fed?;
+            let fed = fed?;
             let etag = answer?;
-            let digests = md5.finish().await??;
-            let want = digests.md5.unwrap_or_default();
+            let want = fed.unwrap_or_default();
             match &etag {
                 Some(got) if got.trim_matches('"').eq_ignore_ascii_case(&want) => {}
                 other => {
@@ -294,56 +294,47 @@ impl StreamedPut {
 }
 
 /// Feeds `len` bytes of `body` (after what `carry` holds from the previous part) to a part's
-/// request through `tx`, and to the `md5` hasher. A body failing or ending early cuts the
-/// request (an error as its next chunk: the service stores nothing of it).
-#[allow(clippy::too_many_arguments)]
+/// request. A body failing or ending early cuts the request (the service stores nothing of
+/// it). Returns the MD5 of the part, or `None` when the request ended before its body (its
+/// answer says why).
 async fn feed_part(
     body: &mut ByteStream,
     carry: &mut Option<Bytes>,
-    mut tx: mpsc::Sender<std::io::Result<Bytes>>,
-    md5: &HashingThread,
+    mut part: HashedBody,
     len: u64,
     offset: u64,
     size: u64,
     location: &str,
-) -> Result<()> {
-    let mut batcher = Batcher::default();
-    let mut sent = 0u64;
-    while sent < len {
+) -> Result<Option<String>> {
+    while part.len() < len {
         let next = match carry.take() {
             Some(c) => Ok(c),
             None => match body.next().await {
                 Some(next) => next,
                 None => Err(Error::Aborted(format!(
                     "{location}: the body ended after {} of its {size} bytes",
-                    offset + sent
+                    offset + part.len()
                 ))),
             },
         };
         let mut chunk = match next {
             Ok(c) => c,
             Err(e) => {
-                let _ = tx.send(Err(std::io::Error::other("the body failed"))).await;
+                // With its Content-Length short, the request fails whether or not the cut
+                // reaches it in time.
+                part.cut(CUT_WAIT).await;
                 return Err(e);
             }
         };
-        let room = usize::try_from(len - sent).unwrap_or(usize::MAX);
+        let room = usize::try_from(len - part.len()).unwrap_or(usize::MAX);
         if chunk.len() > room {
             *carry = Some(chunk.split_off(room));
         }
-        sent += chunk.len() as u64;
-        if let Some(batch) = batcher.push(chunk.clone()) {
-            // A failed send means the hasher stopped; its verdict says why.
-            let _ = md5.send(batch).await;
-        }
-        if tx.send(Ok(chunk)).await.is_err() {
-            // The request ended before its body: its answer says why.
-            return Ok(());
+        if !part.push(chunk).await {
+            return Ok(None);
         }
     }
-    let _ = md5.send(batcher.take()).await;
-    tx.close_channel();
-    Ok(())
+    part.finish().await.map(Some)
 }
 
 /// `Code` and `Message` of an S3 XML error answer (`<Error><Code>BadDigest</Code>...`).

@@ -10,17 +10,11 @@
 //! stores nothing of it; what was stored of the upload is then removed.
 
 use bytes::Bytes;
-use futures::channel::mpsc;
-use futures::SinkExt;
-use simplestreams_core::{ChecksumKind, Expected, StreamVerifier};
-use simplestreams_mirror::hashing::{Batcher, HashingThread};
+use simplestreams_mirror::hashing::HashedBody;
 use simplestreams_mirror::{Error as MirrorError, ObjectMeta as StoreMeta};
 
 use crate::client::{PutOptions as SwiftPut, SloSegment};
 use crate::store::{check_etag, to_mirror, SwiftStore};
-
-/// Chunks queued for the segment PUT: enough to keep the connection busy.
-const QUEUED_CHUNKS: usize = 8;
 
 /// How long cutting a segment's body may wait for its connection to take the error.
 const CUT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -28,10 +22,7 @@ const CUT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// One segment being sent.
 struct Segment {
     name: String,
-    tx: mpsc::Sender<std::io::Result<Bytes>>,
-    hasher: HashingThread,
-    batcher: Batcher,
-    len: u64,
+    body: HashedBody,
     answer: tokio::task::JoinHandle<Result<Option<String>, openstack_client::Error>>,
 }
 
@@ -63,24 +54,22 @@ impl<'s> StreamedUpload<'s> {
             self.id,
             self.sent.len()
         );
-        let (tx, rx) = mpsc::channel(QUEUED_CHUNKS);
+        let (body, request_body) = HashedBody::new();
         let client = self.store.client().clone();
         let container = self.store.private_container().to_string();
         let segment = name.clone();
         let answer = tokio::spawn(async move {
             client
-                .put_object_stream(&container, &segment, rx, None, &SwiftPut::default())
+                .put_object_stream(
+                    &container,
+                    &segment,
+                    request_body,
+                    None,
+                    &SwiftPut::default(),
+                )
                 .await
         });
-        let md5 = StreamVerifier::new("", Expected::default()).also_compute(ChecksumKind::Md5);
-        Segment {
-            name,
-            tx,
-            hasher: HashingThread::start(md5),
-            batcher: Batcher::default(),
-            len: 0,
-            answer,
-        }
+        Segment { name, body, answer }
     }
 
     /// Sends `chunk`, in as many segments as it spans.
@@ -93,18 +82,13 @@ impl<'s> StreamedUpload<'s> {
             let Some(segment) = self.current.as_mut() else {
                 break;
             };
-            let room = usize::try_from(segment_size - segment.len).unwrap_or(usize::MAX);
+            let room = usize::try_from(segment_size - segment.body.len()).unwrap_or(usize::MAX);
             let piece = chunk.split_to(room.min(chunk.len()));
-            segment.len += piece.len() as u64;
-            if let Some(batch) = segment.batcher.push(piece.clone()) {
-                // A failed send means the hasher stopped; `finish_segment` says why.
-                let _ = segment.hasher.send(batch).await;
-            }
-            if segment.tx.send(Ok(piece)).await.is_err() {
+            if !segment.body.push(piece).await {
                 // The PUT ended before its body: its answer says why.
                 return self.finish_segment().await;
             }
-            if segment.len == segment_size {
+            if segment.body.len() == segment_size {
                 self.finish_segment().await?;
             }
         }
@@ -114,23 +98,21 @@ impl<'s> StreamedUpload<'s> {
     /// Ends the segment being sent: its body complete, its answer awaited, Swift's ETag
     /// compared with the MD5 of what was sent.
     async fn finish_segment(&mut self) -> Result<(), MirrorError> {
-        let Some(mut segment) = self.current.take() else {
+        let Some(segment) = self.current.take() else {
             return Ok(());
         };
-        let _ = segment.hasher.send(segment.batcher.take()).await;
-        segment.tx.close_channel();
+        let size_bytes = segment.body.len();
+        let md5 = segment.body.finish().await?;
         let answer = segment
             .answer
             .await
             .map_err(|e| MirrorError::Aborted(format!("segment upload failed: {e}")))?;
-        let digests = segment.hasher.finish().await??;
-        let md5 = digests.md5.unwrap_or_default();
         let container = self.store.private_container();
         // Stored or not, it is named for removal should the upload fail.
         self.sent.push(SloSegment {
             path: format!("/{container}/{}", segment.name),
             etag: md5.clone(),
-            size_bytes: segment.len,
+            size_bytes,
         });
         let etag = answer.map_err(to_mirror)?;
         check_etag(
@@ -162,22 +144,17 @@ impl<'s> StreamedUpload<'s> {
     /// its end) and removes what this upload stored.
     pub(crate) async fn abort(mut self) {
         if let Some(mut segment) = self.current.take() {
-            // An error as the body's next chunk makes the HTTP client drop the connection
-            // without the chunked body's end: Swift stores nothing. Should the connection not
-            // take it (stalled), the PUT itself is dropped.
-            let cut = segment
-                .tx
-                .send(Err(std::io::Error::other("the object's body failed")));
-            if tokio::time::timeout(CUT_WAIT, cut).await.is_err() {
+            // Swift stores nothing of a chunked body cut before its end. Should the connection
+            // not take the cut (stalled), the PUT itself is dropped, before its body is.
+            if !segment.body.cut(CUT_WAIT).await {
                 segment.answer.abort();
             }
             let _ = segment.answer.await;
-            let _ = segment.hasher.finish().await;
             let container = self.store.private_container();
             self.sent.push(SloSegment {
                 path: format!("/{container}/{}", segment.name),
                 etag: String::new(),
-                size_bytes: segment.len,
+                size_bytes: segment.body.len(),
             });
         }
         let stored: Vec<String> = self.sent.iter().map(|s| s.path.clone()).collect();

@@ -125,15 +125,14 @@ impl Target for StoreTarget {
             return Ok(());
         };
         // Not durable on its own: the metadata naming it is put durably later, which flushes it.
-        let checks_md5 = self.store_checks_md5(item);
         let options = PutOptions {
             durable: false,
             size: item.expected.size,
-            md5: if checks_md5 {
-                item.expected.md5.clone()
-            } else {
-                None
-            },
+            md5: item
+                .expected
+                .md5
+                .clone()
+                .filter(|_| self.store_checks_md5(item)),
         };
         self.store.put(path, body, options).await?;
         Ok(())
