@@ -93,14 +93,46 @@ impl Repo {
     /// On an error, the images before it stay added (in memory, their files copied): commit
     /// them, or [`Repo::abort`] to delete the files copied.
     pub async fn add(&mut self, images: Vec<NewImage>) -> Result<AddReport> {
+        self.add_batches(futures::stream::iter([Ok(images)])).await
+    }
+
+    /// [`Repo::add`] for images that come in batches while they are being read (a list read
+    /// on another thread: [`spawn_json2streams`](crate::json2streams::spawn_json2streams)).
+    ///
+    /// An error of the list wins, as if it had been read whole before adding: after an image
+    /// fails to add, the batches are still read to their end, and an error among them is the
+    /// one returned. As with [`Repo::add`], the images added before an error stay added.
+    pub async fn add_batches(
+        &mut self,
+        mut batches: impl futures::Stream<Item = Result<Vec<NewImage>>> + Unpin,
+    ) -> Result<AddReport> {
+        use futures::StreamExt;
         let mut report = AddReport::default();
         let mut claimed: HashMap<ItemRef, String> = HashMap::new();
-        for image in images {
-            report
-                .images
-                .push(self.add_one(image, &mut claimed, None).await?);
+        let mut failed = None;
+        while let Some(batch) = batches.next().await {
+            let images = batch?;
+            if failed.is_some() {
+                continue;
+            }
+            report.images.reserve(images.len());
+            // Room for the paths at once: a table of thousands grown step by step is
+            // rehashed at every step.
+            self.named.reserve(images.len());
+            for image in images {
+                match self.add_one(image, &mut claimed, None).await {
+                    Ok(added) => report.images.push(added),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
         }
-        Ok(report)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
     }
 
     /// Adds one image; `tap`, when given, is fed the file's bytes on the first pass that reads
@@ -430,18 +462,30 @@ impl Repo {
             None => product.versions.entry(key.version.clone()).or_default(),
         };
         let (at, _) = version.items.insert_full(key.item.clone(), Item { fields });
-        let item = &version.items[at];
-        // Counted from the levels at hand (not looked up again by name: once per item added).
-        register_levels(
-            &mut self.named,
-            [
-                &item.fields,
-                &version.fields,
-                &product.fields,
-                &file.doc.fields,
-            ],
-            1,
-        );
+        if let (Some(sha256), Some(md5)) = (&d.sha256, &d.md5) {
+            // The item has its own path, size and both checksums, as just set: nothing
+            // inherited to look up (this runs once per item of a list of thousands).
+            let named = self.named.entry(path.to_string()).or_insert_with(|| Named {
+                size: Some(d.size),
+                sha256: Some(sha256.to_ascii_lowercase()),
+                md5: Some(md5.to_ascii_lowercase()),
+                count: 0,
+            });
+            named.count += 1;
+        } else {
+            let item = &version.items[at];
+            // Counted from the levels at hand (not looked up again by name).
+            register_levels(
+                &mut self.named,
+                [
+                    &item.fields,
+                    &version.fields,
+                    &product.fields,
+                    &file.doc.fields,
+                ],
+                1,
+            );
+        }
         self.set_level_fields(key, &product_fields, &version_fields);
     }
 

@@ -30,8 +30,72 @@ use crate::image::{ImageSource, NewImage, Placement};
 /// JSON file's directory).
 pub fn read_json2streams(path: &Path, base: Option<&Path>) -> Result<Vec<NewImage>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let base = base.unwrap_or_else(|| path.parent().unwrap_or(Path::new(".")));
-    parse_json2streams(&bytes, &path.display().to_string(), base)
+    parse_json2streams(&bytes, &path.display().to_string(), base_of(path, base))
+}
+
+fn base_of<'a>(path: &'a Path, base: Option<&'a Path>) -> &'a Path {
+    base.unwrap_or_else(|| path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Images handed over in batches as a list is read (see [`spawn_json2streams`]).
+pub type ImageBatches = futures::stream::BoxStream<'static, Result<Vec<NewImage>>>;
+
+/// How many images go over at a time: enough that handing over costs nothing next to
+/// making them, few enough that adding starts at once.
+const BATCH: usize = 256;
+
+/// [`read_json2streams`] on a thread of its own: the images come in batches as they are read,
+/// so that [`Repo::add_batches`](crate::Repo::add_batches) adds them while the rest of the list
+/// is parsed (on two cores, a list of thousands of items is read in the time it takes to add
+/// it). Errors are as [`read_json2streams`]'s, and come last: after a bad item no more images
+/// are sent, and the list is still read to its end, since a syntax error after it wins.
+pub fn spawn_json2streams(path: &Path, base: Option<&Path>) -> ImageBatches {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<NewImage>>>(64);
+    let (path, base) = (path.to_path_buf(), base_of(path, base).to_path_buf());
+    let reader = move || {
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(Error::io(&path, e)));
+                return;
+            }
+        };
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut send = |image: Option<NewImage>| {
+            if let Some(image) = image {
+                batch.push(image);
+                if batch.len() < BATCH {
+                    return;
+                }
+            }
+            if !batch.is_empty() {
+                // A receiver gone (its caller stopped) needs nothing more.
+                let _ =
+                    tx.blocking_send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))));
+            }
+        };
+        let name = path.display().to_string();
+        let result = read_items(&bytes, &name, &base, &mut |image| send(Some(image)));
+        match result {
+            Ok(()) => send(None),
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+            }
+        }
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("json2streams".into())
+        .spawn(reader)
+    {
+        return Box::pin(futures::stream::once(async move {
+            Err(Error::Invalid(format!(
+                "cannot start reading the list: {e}"
+            )))
+        }));
+    }
+    Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|batch| (batch, rx))
+    }))
 }
 
 /// The fields of a flat item this reads, by position in [`Flat::known`].
@@ -167,13 +231,21 @@ impl<'de> serde::Deserialize<'de> for Flat {
 /// in between). A JSON syntax error anywhere wins over a bad item, as if the whole list were
 /// read first; otherwise the first bad item is refused, by its number.
 pub fn parse_json2streams(bytes: &[u8], name: &str, base: &Path) -> Result<Vec<NewImage>> {
+    // Room for the images at once: growing a list of thousands of large structs copies it
+    // over and over. A flat item takes a few hundred bytes of JSON (checksums alone are 64);
+    // room not used is never touched, so an overestimate costs no memory.
+    let mut images = Vec::with_capacity(bytes.len() / 256);
+    read_items(bytes, name, base, &mut |image| images.push(image))?;
+    Ok(images)
+}
+
+/// Reads the list, handing each image to `sink` as it is made, until the first bad item
+/// (whose error is returned once the list is read to its end, unless a syntax error wins).
+fn read_items(bytes: &[u8], name: &str, base: &Path, sink: &mut dyn FnMut(NewImage)) -> Result<()> {
     let mut items = Items {
         name,
         base,
-        // Room for the images at once: growing a list of thousands of large structs copies
-        // it over and over. A flat item takes a few hundred bytes of JSON (checksums alone are
-        // 64); room not used is never touched, so an overestimate costs no memory.
-        images: Vec::with_capacity(bytes.len() / 256),
+        sink,
         first_error: None,
         count: 0,
         dirs: Dirs::default(),
@@ -190,7 +262,7 @@ pub fn parse_json2streams(bytes: &[u8], name: &str, base: &Path) -> Result<Vec<N
     }
     match items.first_error {
         Some(e) => Err(e),
-        None => Ok(items.images),
+        None => Ok(()),
     }
 }
 
@@ -198,7 +270,7 @@ pub fn parse_json2streams(bytes: &[u8], name: &str, base: &Path) -> Result<Vec<N
 struct Items<'a> {
     name: &'a str,
     base: &'a Path,
-    images: Vec<NewImage>,
+    sink: &'a mut dyn FnMut(NewImage),
     /// The first bad item; later items are still read (a syntax error after it wins).
     first_error: Option<Error>,
     count: usize,
@@ -227,12 +299,8 @@ impl<'de> serde::de::Visitor<'de> for &mut Items<'_> {
                 continue;
             }
             match flat_image(item, self.count, self.name, self.base, &mut self.dirs) {
-                Ok(image) => self.images.push(image),
-                Err(e) => {
-                    self.first_error = Some(e);
-                    // What was made is dropped: the list is refused.
-                    self.images = Vec::new();
-                }
+                Ok(image) => (self.sink)(image),
+                Err(e) => self.first_error = Some(e),
             }
         }
         Ok(())

@@ -69,7 +69,7 @@ pub use add::{AddOutcome, AddReport, AddedImage};
 pub use edit::PromoteReport;
 pub use error::{Error, Result};
 pub use image::{default_content_id, ImageSource, NewImage, Placement};
-pub use json2streams::{parse_json2streams, read_json2streams};
+pub use json2streams::{parse_json2streams, read_json2streams, spawn_json2streams, ImageBatches};
 pub use lxd::{LxdAddReport, LxdFingerprint, LxdImage, LxdRoot};
 pub use maas::{MaasImage, MaasKind};
 pub use manifest::{

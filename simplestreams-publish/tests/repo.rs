@@ -10,7 +10,8 @@ use simplestreams_core::openpgp::{verify_clearsigned, verify_detached, Keyring};
 use simplestreams_core::{Index, Products};
 use simplestreams_mirror::{InMemory, Store, StoreExt};
 use simplestreams_publish::{
-    read_json2streams, validate_store, AddOutcome, Error, NewImage, Placement, Repo, RepoOptions,
+    read_json2streams, spawn_json2streams, validate_store, AddOutcome, Error, NewImage, Placement,
+    Repo, RepoOptions,
 };
 use support::{chain, key, noble, qcow2, squashfs, tree, Faulty};
 
@@ -720,4 +721,84 @@ async fn hostile_names_are_refused_and_metadata_is_never_deleted_as_an_item() {
     );
     assert!(store.head("streams/v1/index.json").await.unwrap().is_some());
     assert!(validate_store(dyn_store, None).await.unwrap().is_ok());
+}
+
+/// A flat list read while its images are added: they all arrive, in order; an error of the
+/// list wins over an image that failed to add before it, as if the list were read first;
+/// the files copied before are removed by `abort`, leaving the repository as it was.
+#[tokio::test]
+async fn a_list_read_while_added_adds_all_and_its_own_errors_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, shared) = mem();
+    std::fs::create_dir_all(dir.path().join("files")).unwrap();
+    let item = |n: usize, version: &str| {
+        serde_json::json!({"content_id": CID, "product_name": format!("p{}", n % 7),
+            "version_name": version, "item_name": format!("i{n}"), "ftype": "raw",
+            "path": format!("files/{n}.img")})
+    };
+    // More than one batch (the reader hands images over 256 at a time).
+    let mut items: Vec<Value> = Vec::new();
+    for n in 0..600 {
+        std::fs::write(dir.path().join(format!("files/{n}.img")), n.to_string()).unwrap();
+        items.push(item(n, "1"));
+    }
+    let list = dir.path().join("items.json");
+    std::fs::write(&list, serde_json::to_vec(&items).unwrap()).unwrap();
+    let mut repo = Repo::open(shared.clone(), None).await.unwrap();
+    let added = repo
+        .add_batches(spawn_json2streams(&list, None))
+        .await
+        .unwrap();
+    let names: Vec<&str> = added.images.iter().map(|i| i.item.as_str()).collect();
+    let expected: Vec<String> = (0..600).map(|n| format!("i{n}")).collect();
+    assert_eq!(names, expected);
+    repo.commit().await.unwrap();
+    let published = store.paths();
+
+    // Item 1 claims a published item with other content (it fails to add, after item 0 was
+    // copied), and item 400, in a later batch, is not an item: the list's error is the one.
+    std::fs::write(dir.path().join("files/other.img"), "other").unwrap();
+    let mut bad = vec![item(0, "2"), item(1, "1"), item(2, "2")];
+    bad[1]["path"] = "files/other.img".into();
+    bad.extend((3..400).map(|n| item(n, "2")));
+    bad.push(serde_json::json!({"content_id": CID}));
+    std::fs::write(&list, serde_json::to_vec(&bad).unwrap()).unwrap();
+    let mut repo = Repo::open(shared.clone(), None).await.unwrap();
+    let err = repo
+        .add_batches(spawn_json2streams(&list, None))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("item:401: missing field `product_name`"),
+        "{err}"
+    );
+    repo.abort().await.unwrap();
+    assert_eq!(
+        store.paths(),
+        published,
+        "the version-2 copy of item 0 removed"
+    );
+
+    // Without the bad item, the conflict is the error.
+    bad.pop();
+    std::fs::write(&list, serde_json::to_vec(&bad).unwrap()).unwrap();
+    let mut repo = Repo::open(shared, None).await.unwrap();
+    let err = repo
+        .add_batches(spawn_json2streams(&list, None))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err}");
+    repo.abort().await.unwrap();
+    assert_eq!(store.paths(), published);
+
+    // A list that cannot be read names it.
+    let mut repo = Repo::open(Arc::new(InMemory::new()), None).await.unwrap();
+    let missing = dir.path().join("missing.json");
+    let err = repo
+        .add_batches(spawn_json2streams(&missing, None))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("missing.json"), "{err}");
 }

@@ -14,9 +14,9 @@ use simplestreams_mirror::{load_keyrings, split_entry};
 use simplestreams_publish::lxd::combined_fields;
 use simplestreams_publish::maas::MAAS_FTYPES;
 use simplestreams_publish::{
-    read_json2streams, read_manifest_images, validate, AddOutcome, AddReport, CommitReport,
-    LxdImage, LxdRoot, MaasImage, ManifestImage, NewImage, Placement, Repo, RepoOptions,
-    VersionRef,
+    read_manifest_images, spawn_json2streams, validate, AddOutcome, AddReport, CommitReport,
+    ImageBatches, LxdImage, LxdRoot, MaasImage, ManifestImage, NewImage, Placement, Repo,
+    RepoOptions, VersionRef,
 };
 
 use crate::common::{human, load_signing_key, runtime, HttpArgs};
@@ -601,6 +601,10 @@ async fn commit(repo: Repo, out: &mut impl std::io::Write) -> anyhow::Result<()>
 /// What `sstream add` adds, by flavour.
 enum Batch {
     Generic(Vec<NewImage>),
+    /// A json2streams list, to be read while added.
+    List(PathBuf),
+    /// That list being read.
+    Spawned(ImageBatches),
     Lxd(Vec<LxdImage>),
     Maas(Vec<MaasImage>),
 }
@@ -629,10 +633,9 @@ pub fn run_add(args: AddArgs) -> anyhow::Result<ExitCode> {
             }
         }
     } else if let Some(list) = &args.from_json2streams {
-        batches.push(Batch::Generic(read_json2streams(
-            list,
-            args.base_dir.as_deref(),
-        )?));
+        // Read on a thread of its own while the images are added (started below, once the
+        // allocator is set up).
+        batches.push(Batch::List(list.clone()));
     } else if let Some(meta) = &args.flavour.lxd {
         batches.push(Batch::Lxd(vec![args.lxd_image(meta)?]));
     } else if args.flavour.maas {
@@ -658,6 +661,26 @@ pub fn run_add(args: AddArgs) -> anyhow::Result<ExitCode> {
     if many {
         grow_heap_in_large_steps();
     }
+    use futures::StreamExt as _;
+    let datatype = args.datatype.clone();
+    let batches = batches.into_iter().map(|batch| match batch {
+        Batch::List(list) => {
+            let images = spawn_json2streams(&list, args.base_dir.as_deref());
+            let datatype = datatype.clone();
+            Batch::Spawned(Box::pin(images.map(move |batch| {
+                let mut images = batch?;
+                if let Some(datatype) = &datatype {
+                    for image in &mut images {
+                        image.datatype = Some(datatype.clone());
+                    }
+                }
+                Ok(images)
+            })))
+        }
+        other => other,
+    });
+    // Spawned now: the list is read while the repository opens.
+    let batches: Vec<Batch> = batches.collect();
     let rt = runtime()?;
     rt.block_on(async {
         let mut repo = open_repo(&args.repo, &args.signing, &args.store).await?;
@@ -666,6 +689,8 @@ pub fn run_add(args: AddArgs) -> anyhow::Result<ExitCode> {
         for batch in batches {
             let added = match batch {
                 Batch::Generic(images) => repo.add(images).await,
+                Batch::List(_) => unreachable!("lists are spawned above"),
+                Batch::Spawned(images) => repo.add_batches(images).await,
                 Batch::Lxd(images) => match repo.add_lxd(images).await {
                     Ok(r) => {
                         for f in &r.fingerprints {
@@ -710,6 +735,10 @@ impl Batch {
     fn len(&self) -> usize {
         match self {
             Batch::Generic(v) => v.len(),
+            // A flat list is usually thousands of items: by its size (a few hundred bytes
+            // an item).
+            Batch::List(path) => std::fs::metadata(path).map_or(0, |m| m.len() as usize / 256),
+            Batch::Spawned(_) => 0,
             Batch::Lxd(v) => v.len(),
             Batch::Maas(v) => v.len(),
         }

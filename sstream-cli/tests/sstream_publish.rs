@@ -738,6 +738,54 @@ fn a_json2streams_list_publishes_what_the_reference_json2streams_does() {
     ok(&["validate", s(&ours)]);
 }
 
+/// A list is read while its images are added (files copied as they come): a bad item late
+/// in it fails the command naming the item, and the files copied before are removed, so the
+/// repository is as it was.
+#[test]
+fn a_json2streams_list_with_a_bad_item_late_leaves_the_repository_as_it_was() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(work.path().join("files")).unwrap();
+    let mut items = Vec::new();
+    for n in 0..1000 {
+        std::fs::write(work.path().join(format!("files/{n}.img")), n.to_string()).unwrap();
+        items.push(serde_json::json!({
+            "content_id": "com.example:released:download", "product_name": format!("p{n}"),
+            "version_name": "1", "item_name": "disk", "ftype": "raw",
+            "path": format!("files/{n}.img")
+        }));
+    }
+    let list = work.path().join("items.json");
+    let repo = work.path().join("repo");
+    std::fs::write(&list, serde_json::to_vec(&items[..10]).unwrap()).unwrap();
+    ok(&["add", s(&repo), "--from-json2streams", s(&list)]);
+    let tree = |dir: &Path| -> Vec<(PathBuf, Vec<u8>)> {
+        let mut all = Vec::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    todo.push(p);
+                } else if !p.ends_with("lock") {
+                    all.push((p.clone(), std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        all.sort();
+        all
+    };
+    let before = tree(&repo);
+
+    items.push(
+        serde_json::json!({"content_id": "c", "product_name": "p", "item_name": "x",
+        "version_name": "1", "path": "files/none.img"}),
+    );
+    std::fs::write(&list, serde_json::to_vec(&items).unwrap()).unwrap();
+    let err = fails(&["add", s(&repo), "--from-json2streams", s(&list)]);
+    assert!(err.contains("item:1001: files/none.img: no file"), "{err}");
+    assert_eq!(tree(&repo), before);
+}
+
 fn hex_sha256(bytes: &[u8]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("x");
