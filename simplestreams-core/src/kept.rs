@@ -507,6 +507,17 @@ fn has_surrogate(key: &str) -> bool {
     key.starts_with(KEPT_TEXT_PREFIX) && py_chars(key).any(|c| matches!(c, PyChar::Surrogate(_)))
 }
 
+/// Whether an object with these keys is written member by member ([`serialize_object`]);
+/// otherwise it is one raw JSON text.
+pub(crate) fn plain_keys<'a>(mut keys: impl Iterator<Item = &'a str>) -> bool {
+    !keys.any(has_surrogate)
+}
+
+/// A key of an object written member by member, as the serialiser is given it.
+pub(crate) fn wire_key(key: &str) -> Cow<'_, str> {
+    lossy_text(key)
+}
+
 /// Serialises an object. Serialisers take keys only as Rust strings, so an object with a key
 /// holding a lone surrogate is written as one raw JSON text instead (compact, even inside pretty
 /// output: such keys come only from hostile or broken documents, and they survive unchanged).
@@ -517,10 +528,10 @@ where
     I: Iterator<Item = (&'a str, Entry<'a, C>)> + Clone,
 {
     use serde::ser::Error as _;
-    if !entries.clone().any(|(k, _)| has_surrogate(k)) {
+    if plain_keys(entries.clone().map(|(k, _)| k)) {
         let mut map = serializer.serialize_map(entries.size_hint().1)?;
         for (k, v) in entries {
-            map.serialize_entry(&lossy_text(k), &v)?;
+            map.serialize_entry(&wire_key(k), &v)?;
         }
         return map.end();
     }

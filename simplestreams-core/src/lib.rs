@@ -42,6 +42,7 @@ mod kept;
 mod mirrors;
 pub mod openpgp;
 mod plan;
+mod pretty;
 mod products;
 mod python;
 mod safe_path;
@@ -64,6 +65,7 @@ pub use openpgp::{
     verify_detached, ClearSigned, Keyring, SignerInfo, SigningKey, Verified,
 };
 pub use plan::{plan_versions, sorted_versions, version_cmp, PlanLimits, VersionPlan};
+pub use pretty::to_vec_pretty;
 pub use products::{parse_size, Item, Product, Products, Version, PRODUCTS_FORMAT};
 pub use python::write_python_json_string;
 pub use safe_path::check_safe_path;
@@ -99,12 +101,4 @@ impl Document {
             None => Err(ctx.field_err("format", "missing")),
         }
     }
-}
-
-/// Serialises a document as pretty JSON (two-space indent, key order kept) plus a newline.
-pub fn to_vec_pretty<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    // Serialising our own in-memory maps cannot fail (string keys only).
-    let mut out = serde_json::to_vec_pretty(value).unwrap_or_default();
-    out.push(b'\n');
-    out
 }

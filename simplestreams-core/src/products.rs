@@ -5,8 +5,10 @@ use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::kept::{self, Entry, Named};
+use crate::pretty::{self, ObjectWriter};
 use crate::safe_path::check_safe_path;
-use crate::tree::{join, kind_of, serialize_with_children, take_children, Ctx, Map};
+use crate::tree::{join, kind_of, members, serialize_with_children, take_children, Ctx, Map};
 
 /// The `format` of a products document.
 pub const PRODUCTS_FORMAT: &str = "products:1.0";
@@ -119,6 +121,71 @@ impl Products {
         crate::to_vec_pretty(self)
     }
 
+    /// [`Products::to_vec_pretty`] for a document of any size: the same bytes, written into room
+    /// made at once for its size (a large stream is megabytes: growing a buffer step by step
+    /// copies it over and over), the products rendered on up to `threads` threads, each
+    /// taking a run of them of about the same size.
+    pub fn to_vec_pretty_parallel(&self, threads: usize) -> Vec<u8> {
+        // Serialising our own in-memory maps cannot fail (string keys only).
+        self.write_pretty_parallel(threads)
+            .unwrap_or_else(|_| self.to_vec_pretty())
+    }
+
+    fn write_pretty_parallel(&self, threads: usize) -> serde_json::Result<Vec<u8>> {
+        // About the bytes a pretty-printed item takes (checksums alone are 64 or more); room
+        // not used is never touched.
+        const PER_ITEM: usize = 512;
+        let room = |p: &Product| 256 + PER_ITEM * p.item_count();
+        let mut out = Vec::with_capacity(4096 + self.products.values().map(room).sum::<usize>());
+        let products = Named(&self.products);
+        let members = members(
+            &self.fields,
+            "products",
+            &products,
+            self.products_pos,
+            self.products.is_empty(),
+        );
+        // An object with a key holding a lone surrogate is one raw text (kept.rs): not split.
+        let split = threads > 1
+            && kept::plain_keys(members.iter().map(|(k, _)| *k))
+            && kept::plain_keys(self.products.keys().map(String::as_str));
+        if !split {
+            pretty::write_pretty(&mut out, self, 0)?;
+            out.push(b'\n');
+            return Ok(out);
+        }
+        let mut top = ObjectWriter::begin(&mut out, 0)?;
+        for (key, member) in &members {
+            let key = kept::wire_key(key);
+            match member {
+                Entry::Child(products) => {
+                    let mut inner = top.object_member(&mut out, &key)?;
+                    let runs = self.product_runs(threads);
+                    inner.members_parallel(
+                        &mut out,
+                        products.0,
+                        &runs,
+                        room,
+                        |w, out, name, p| w.member(out, &kept::wire_key(name), p),
+                    )?;
+                    inner.end(&mut out)?;
+                }
+                json => top.member(&mut out, &key, json)?,
+            }
+        }
+        top.end(&mut out)?;
+        out.push(b'\n');
+        Ok(out)
+    }
+
+    /// Cuts the products into up to `parts` contiguous runs holding about the same number of
+    /// items, to share work on a large document among threads: the bounds, from 0 to the
+    /// number of products (an empty product counts as one item).
+    pub fn product_runs(&self, parts: usize) -> Vec<usize> {
+        let weights: Vec<usize> = self.products.values().map(|p| 1 + p.item_count()).collect();
+        split_by_weight(&weights, parts)
+    }
+
     /// `content_id`.
     pub fn content_id(&self) -> &str {
         self.fields
@@ -173,11 +240,7 @@ impl Products {
 
     /// Number of items in the document.
     pub fn item_count(&self) -> usize {
-        self.products
-            .values()
-            .flat_map(|p| p.versions.values())
-            .map(|v| v.items.len())
-            .sum()
+        self.products.values().map(Product::item_count).sum()
     }
 }
 
@@ -243,6 +306,11 @@ impl Product {
     /// A product with no fields and no versions.
     pub fn new() -> Product {
         Product::default()
+    }
+
+    /// Number of items in the product.
+    pub fn item_count(&self) -> usize {
+        self.versions.values().map(|v| v.items.len()).sum()
     }
 
     fn from_value(ctx: &Ctx<'_>, value: Value, at: &str) -> Result<Product> {
@@ -327,6 +395,29 @@ pub fn parse_size(value: &Value) -> std::result::Result<u64, String> {
             .map_err(|_| format!("expected an integer, found string {s:?}")),
         other => Err(format!("expected an integer, found {}", kind_of(other))),
     }
+}
+
+/// Cuts `weights` into up to `parts` contiguous runs of about the same total: the bounds, from
+/// 0 to `weights.len()`.
+pub(crate) fn split_by_weight(weights: &[usize], parts: usize) -> Vec<usize> {
+    let total: usize = weights.iter().sum();
+    let parts = parts.clamp(1, weights.len().max(1));
+    let mut bounds = vec![0];
+    let mut sum = 0;
+    for (i, pair) in weights.windows(2).enumerate() {
+        if bounds.len() == parts {
+            break;
+        }
+        sum += pair[0];
+        // Scaled by `parts`: the run so far against its share, cut here when it reaches the
+        // share or when taking the next one would overshoot it by more than stopping falls short.
+        let (here, next, share) = (sum * parts, (sum + pair[1]) * parts, total * bounds.len());
+        if here >= share || (next > share && next - share > share - here) {
+            bounds.push(i + 1);
+        }
+    }
+    bounds.push(weights.len());
+    bounds
 }
 
 impl Item {
@@ -496,5 +587,107 @@ mod round_trip_regressions {
             let p = Products::from_slice(doc.as_bytes(), "d").unwrap();
             assert_eq!(serde_json::to_string(&p).unwrap(), doc);
         }
+    }
+}
+
+#[cfg(test)]
+mod parallel_pretty {
+    use super::*;
+
+    /// What a document was written as before the parallel writer: serde_json's own pretty
+    /// printer, and a newline.
+    fn sequential(doc: &Products) -> String {
+        let mut out = serde_json::to_vec_pretty(doc).unwrap();
+        out.push(b'\n');
+        String::from_utf8(out).unwrap()
+    }
+
+    fn check(text: &str) {
+        let doc = Products::from_slice(text.as_bytes(), "d").unwrap_or_else(|e| panic!("{e}"));
+        let expected = sequential(&doc);
+        assert_eq!(String::from_utf8(doc.to_vec_pretty()).unwrap(), expected);
+        for threads in [1, 2, 3, 4, 16] {
+            let out = String::from_utf8(doc.to_vec_pretty_parallel(threads)).unwrap();
+            assert_eq!(out, expected, "{threads} threads, from {text}");
+        }
+    }
+
+    fn many(first: &str, last: &str) -> String {
+        let products: Vec<String> = (0..9)
+            .map(|i| {
+                let versions: Vec<String> = (0..i % 4)
+                    .map(|v| format!(r#""v{v}":{{"items":{{"i":{{"path":"p{i}/{v}","size":{v},"sha256":"00"}}}},"label":"x"}}"#))
+                    .collect();
+                format!(r#""com.example:p{i}":{{"arch":"a{i}","versions":{{{}}}}}"#, versions.join(","))
+            })
+            .collect();
+        format!("{{{first}\"products\":{{{}}}{last}}}", products.join(","))
+    }
+
+    #[test]
+    fn parts_share_the_weight() {
+        assert_eq!(split_by_weight(&[], 2), [0, 0]);
+        assert_eq!(split_by_weight(&[5], 2), [0, 1]);
+        assert_eq!(split_by_weight(&[1, 1, 1, 1], 1), [0, 4]);
+        assert_eq!(split_by_weight(&[1, 1, 1, 1], 2), [0, 2, 4]);
+        assert_eq!(split_by_weight(&[10, 1, 1, 1], 2), [0, 1, 4]);
+        assert_eq!(split_by_weight(&[1, 1, 1, 10], 2), [0, 3, 4]);
+        assert_eq!(split_by_weight(&[1, 1, 1], 8), [0, 1, 2, 3]);
+        assert_eq!(split_by_weight(&[0, 0, 0], 2), [0, 1, 3]);
+    }
+
+    #[test]
+    fn products_position_is_kept() {
+        check(&many(r#""format":"products:1.0","content_id":"c","#, ""));
+        check(&many("", r#","format":"products:1.0","content_id":"c""#));
+        check(&many(
+            r#""format":"products:1.0","#,
+            r#","content_id":"c","updated":"now","n":[1,{}]"#,
+        ));
+    }
+
+    #[test]
+    fn empty_absent_and_single_products() {
+        check(r#"{"format":"products:1.0","content_id":"c"}"#);
+        check(r#"{"format":"products:1.0","products":{},"content_id":"c"}"#);
+        check(r#"{"format":"products:1.0","content_id":"c","products":{"p":{}}}"#);
+        check(
+            r#"{"format":"products:1.0","content_id":"c","products":{"p":{"versions":{}},"q":{"versions":{"v":{}}}}}"#,
+        );
+        let mut made = Products::new("c", "content-download");
+        made.products.insert("p".into(), Product::new());
+        made.products.insert("q".into(), Product::new());
+        assert_eq!(
+            String::from_utf8(made.to_vec_pretty_parallel(2)).unwrap(),
+            sequential(&made)
+        );
+    }
+
+    #[test]
+    fn kept_numbers_strings_and_keys_are_written_as_read() {
+        // Kept values and keys inside products, and at the top.
+        check(
+            r#"{"format":"products:1.0","content_id":"c","big":123456789012345678901234567890,
+          "\ud800top":{"\udc00":[1e400]},"products":{"a":{"x":1},"p\ufdd0":{"versions":{"v":{"\udfffk":"-0",
+          "items":{"i\ud83d":{"path":"a","size":1,"n":-1e400,"s":"\ufdd0\ud800"}}}}},"z":{"k":"\ud800"}}}"#,
+        );
+        check(
+            r#"{"format":"products:1.0","content_id":"c","products":{"a":{"x":-1e400},"b":{"\ud800":1},"c":{"y":"\udc00"}}}"#,
+        );
+        // A product name holding a lone surrogate: the products object is one raw text.
+        check(
+            r#"{"format":"products:1.0","content_id":"c","products":{"a":{"x":1},"p\ud800":{"y":2},"z":{}}}"#,
+        );
+        // A top-level key holding one: the whole document is.
+        check(
+            r#"{"format":"products:1.0","\ud800":1,"content_id":"c","products":{"a":{"x":1},"b":{"y":2}}}"#,
+        );
+    }
+
+    #[test]
+    fn escapes_in_names_and_values() {
+        check(
+            r#"{"format":"products:1.0","content_id":"c\"\\\n","products":{"a\"b":{"t":"\u0001\t"},"\u00e9\ud83d\ude00":{"u":"/"}}}"#,
+        );
     }
 }

@@ -36,15 +36,28 @@ where
     C: serde::Serialize,
 {
     let children = Named(children);
-    let mut entries: Vec<(&str, Entry<'_, Named<'_, C>>)> = fields
+    let entries = members(fields, key, &children, pos, children_empty);
+    kept::serialize_object(serializer, entries.iter().copied())
+}
+
+/// The members of an object written with its child collection: `fields` with `children` (under
+/// `key`) at `pos` (or at the end), or left out when it was absent and is still empty.
+pub(crate) fn members<'a, C>(
+    fields: &'a Map,
+    key: &'a str,
+    children: &'a C,
+    pos: Option<usize>,
+    children_empty: bool,
+) -> Vec<(&'a str, Entry<'a, C>)> {
+    let mut entries: Vec<(&str, Entry<'_, C>)> = fields
         .iter()
         .map(|(k, v)| (k.as_str(), Entry::Json(v)))
         .collect();
     if pos.is_some() || !children_empty {
         let pos = pos.unwrap_or(fields.len()).min(fields.len());
-        entries.insert(pos, (key, Entry::Child(&children)));
+        entries.insert(pos, (key, Entry::Child(children)));
     }
-    kept::serialize_object(serializer, entries.iter().copied())
+    entries
 }
 
 /// Context for errors while converting a parsed `Value` into the typed model.

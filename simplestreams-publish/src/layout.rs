@@ -12,8 +12,11 @@
 //! dropped, so that a version added to an existing product does not carry the product's
 //! fields again. The flattened view of every item (what `sstream-query` prints) is unchanged.
 
+use std::sync::Mutex;
+
+use indexmap::map::Slice;
 use serde_json::Value;
-use simplestreams_core::{Map, Products};
+use simplestreams_core::{Map, Product, Products};
 
 use crate::image::describes_file;
 
@@ -52,43 +55,78 @@ fn is_scalar(v: &Value) -> bool {
 /// Drops redundant fields, then condenses (see the module): items → version, then versions
 /// → product. One walk over the items: each version is done while its items are at hand (a
 /// stream of thousands of items is memory-bound: a second walk costs as much as the first).
-pub fn normalize(doc: &mut Products) {
+///
+/// Products are independent of each other (each reads only itself and the top-level fields):
+/// with `threads` above one they are shared out among that many threads, in runs of about the
+/// same number of items.
+pub fn normalize(doc: &mut Products, threads: usize) {
+    let bounds = if threads > 1 {
+        doc.product_runs(threads)
+    } else {
+        vec![0, doc.products.len()]
+    };
     let top = &doc.fields;
-    for product in doc.products.values_mut() {
-        let pfields = &product.fields;
-        let above_version = |k: &str| pfields.get(k).or_else(|| top.get(k));
-        for version in product.versions.values_mut() {
-            // The version's redundant fields first: what its items inherit stays the same (a
-            // field dropped from the version held what it now inherits from above).
-            version
-                .fields
-                .retain(|k, v| version_sticky(k) || !is_scalar(v) || above_version(k) != Some(v));
-            if version.items.len() == 1 {
-                // Most versions hold one item: dropped and moved up in one filtering.
-                if let Some(item) = version.items.values_mut().next() {
-                    strip_and_move_one(&mut item.fields, &mut version.fields, &above_version);
-                }
-                continue;
-            }
-            let vfields = &version.fields;
-            for item in version.items.values_mut() {
-                item.fields.retain(|k, v| {
-                    item_sticky(k)
-                        || !is_scalar(v)
-                        || vfields.get(k.as_str()).or_else(|| above_version(k)) != Some(v)
-                });
-            }
-            let children: Vec<&mut Map> =
-                version.items.values_mut().map(|i| &mut i.fields).collect();
-            move_shared(children, &mut version.fields, item_sticky);
-        }
-        let children: Vec<&mut Map> = product
-            .versions
-            .values_mut()
-            .map(|v| &mut v.fields)
-            .collect();
-        move_shared(children, &mut product.fields, version_sticky);
+    let mut rest = doc.products.as_mut_slice();
+    let mut runs = Vec::with_capacity(bounds.len());
+    for pair in bounds.windows(2) {
+        let (run, after) = rest.split_at_mut(pair[1] - pair[0]);
+        runs.push(Mutex::new(Some(run)));
+        rest = after;
     }
+    // Whoever takes a run first normalizes it: its thread, or this one once done with the
+    // first run (when a thread could not be started, or has not started yet).
+    let take_and_do = |slot: &Mutex<Option<&mut Slice<String, Product>>>| {
+        let run = slot.lock().map(|mut s| s.take()).unwrap_or_default();
+        if let Some(run) = run {
+            run.values_mut().for_each(|p| normalize_product(top, p));
+        }
+    };
+    std::thread::scope(|scope| {
+        for slot in runs.iter().skip(1) {
+            let spawned = std::thread::Builder::new()
+                .name("normalize".into())
+                .spawn_scoped(scope, || take_and_do(slot));
+            if let Err(e) = spawned {
+                tracing::debug!("normalizing on fewer threads: {e}");
+            }
+        }
+        runs.iter().for_each(take_and_do);
+    });
+}
+
+fn normalize_product(top: &Map, product: &mut Product) {
+    let pfields = &product.fields;
+    let above_version = |k: &str| pfields.get(k).or_else(|| top.get(k));
+    for version in product.versions.values_mut() {
+        // The version's redundant fields first: what its items inherit stays the same (a
+        // field dropped from the version held what it now inherits from above).
+        version
+            .fields
+            .retain(|k, v| version_sticky(k) || !is_scalar(v) || above_version(k) != Some(v));
+        if version.items.len() == 1 {
+            // Most versions hold one item: dropped and moved up in one filtering.
+            if let Some(item) = version.items.values_mut().next() {
+                strip_and_move_one(&mut item.fields, &mut version.fields, &above_version);
+            }
+            continue;
+        }
+        let vfields = &version.fields;
+        for item in version.items.values_mut() {
+            item.fields.retain(|k, v| {
+                item_sticky(k)
+                    || !is_scalar(v)
+                    || vfields.get(k.as_str()).or_else(|| above_version(k)) != Some(v)
+            });
+        }
+        let children: Vec<&mut Map> = version.items.values_mut().map(|i| &mut i.fields).collect();
+        move_shared(children, &mut version.fields, item_sticky);
+    }
+    let children: Vec<&mut Map> = product
+        .versions
+        .values_mut()
+        .map(|v| &mut v.fields)
+        .collect();
+    move_shared(children, &mut product.fields, version_sticky);
 }
 
 /// For the one item of a version (`parent`): drops the scalar fields it inherits anyway (from
@@ -196,7 +234,7 @@ mod tests {
                           "b":{"os":"ubuntu","arch":"amd64","label":"release","ftype":"squashfs","path":"x/2b","size":2,"sha256":"00"}}}}}}}"#;
         let original = Products::from_slice(text.as_bytes(), "d").unwrap();
         let mut doc = original.clone();
-        normalize(&mut doc);
+        normalize(&mut doc, 1);
         assert_eq!(flat(&doc), flat(&original));
         let p = &doc.products["p"];
         assert_eq!(p.fields["arch"], "amd64", "shared by every version");
@@ -239,7 +277,7 @@ mod tests {
             "2":{"release":"q","items":{"a":{"release":"s","arch":"amd64","n":3,"path":"b","size":1,"sha256":"00"}}}}}}}"#;
         let original = Products::from_slice(text.as_bytes(), "d").unwrap();
         let mut doc = original.clone();
-        normalize(&mut doc);
+        normalize(&mut doc, 1);
         assert_eq!(flat(&doc), flat(&original));
         let p = &doc.products["p"];
         assert_eq!(p.fields["arch"], "amd64", "moved up twice");
@@ -262,8 +300,38 @@ mod tests {
                                          "2":{"items":{"a":{"path":"b","size":1,"sha256":"00"}}}}}}}"#;
         let original = Products::from_slice(text.as_bytes(), "d").unwrap();
         let mut doc = original.clone();
-        normalize(&mut doc);
+        normalize(&mut doc, 1);
         assert_eq!(flat(&doc), flat(&original));
         assert_eq!(doc.products["p"].versions["1"].fields["os"], "centos");
+    }
+
+    #[test]
+    fn normalizing_on_threads_gives_the_same_document() {
+        let products: Vec<String> = (0..13)
+            .map(|p| {
+                let versions: Vec<String> = (0..p % 5)
+                    .map(|v| {
+                        let items: Vec<String> = (0..1 + v % 3)
+                            .map(|i| format!(r#""i{i}":{{"os":"ubuntu","arch":"a{p}","release":"r{v}","path":"{p}/{v}/{i}","size":1,"sha256":"00"}}"#))
+                            .collect();
+                        format!(r#""{v}":{{"label":"l","items":{{{}}}}}"#, items.join(","))
+                    })
+                    .collect();
+                format!(r#""p{p}":{{"os":"ubuntu","versions":{{{}}}}}"#, versions.join(","))
+            })
+            .collect();
+        let text = format!(
+            r#"{{"format":"products:1.0","content_id":"c","os":"ubuntu","products":{{{}}}}}"#,
+            products.join(",")
+        );
+        let original = Products::from_slice(text.as_bytes(), "d").unwrap();
+        let mut one = original.clone();
+        normalize(&mut one, 1);
+        assert_ne!(one, original, "something to do");
+        for threads in [2, 3, 8, 64] {
+            let mut many = original.clone();
+            normalize(&mut many, threads);
+            assert_eq!(many, one, "{threads} threads");
+        }
     }
 }

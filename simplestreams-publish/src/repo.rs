@@ -491,11 +491,12 @@ impl Repo {
         self.drop_empty_streams();
         for file in self.streams.values_mut() {
             let bytes = if file.changed {
-                normalize(&mut file.doc);
+                let threads = threads_for(&file.doc);
+                normalize(&mut file.doc, threads);
                 file.doc
                     .fields
                     .insert("updated".into(), Value::String(now.clone()));
-                to_vec_pretty_sized(&file.doc)
+                file.doc.to_vec_pretty_parallel(threads)
             } else if let Some(raw) = &file.raw {
                 raw.to_vec()
             } else {
@@ -633,25 +634,16 @@ impl Repo {
     }
 }
 
-/// [`Products::to_vec_pretty`], written into room made at once for a document of its size (a
-/// large stream is megabytes: growing the buffer step by step copies it over and over).
-fn to_vec_pretty_sized(doc: &Products) -> Vec<u8> {
-    // A few hundred bytes an item, as pretty-printed (checksums alone are 64 or more); room
-    // not used is never touched.
-    const PER_ITEM: usize = 512;
-    let items: usize = doc
-        .products
-        .values()
-        .flat_map(|p| p.versions.values())
-        .map(|v| v.items.len())
-        .sum();
-    let mut out = Vec::with_capacity(4096 + items * PER_ITEM);
-    // Serialising our own in-memory maps cannot fail (string keys only), as in core.
-    if serde_json::to_writer_pretty(&mut out, doc).is_err() {
-        return doc.to_vec_pretty();
+/// The threads a changed products file is normalized and written on: one for a small one
+/// (starting a thread costs about 50 us, more than the work of a few hundred items), a few
+/// for a large one (both are memory-bound: more threads than this add little).
+fn threads_for(doc: &Products) -> usize {
+    const LARGE: usize = 2_000;
+    const MAX_THREADS: usize = 4;
+    if doc.item_count() < LARGE {
+        return 1;
     }
-    out.push(b'\n');
-    out
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
 }
 
 /// Identifies an item.
