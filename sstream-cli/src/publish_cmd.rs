@@ -658,9 +658,6 @@ pub fn run_add(args: AddArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let many = batches.iter().map(Batch::len).sum::<usize>() > 1_000;
-    if many {
-        grow_heap_in_large_steps();
-    }
     use futures::StreamExt as _;
     let datatype = args.datatype.clone();
     let batches = batches.into_iter().map(|batch| match batch {
@@ -742,20 +739,6 @@ impl Batch {
             Batch::Lxd(v) => v.len(),
             Batch::Maas(v) => v.len(),
         }
-    }
-}
-
-/// For thousands of items (a flat list): the heap grows and shrinks in large steps, so that
-/// building and freeing tens of thousands of small maps does not make glibc move its top
-/// (brk) and consolidate free chunks over and over. Before any thread starts.
-fn grow_heap_in_large_steps() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters, and no other thread allocates yet
-    // (called before the runtime starts). A refused setting leaves glibc's default.
-    unsafe {
-        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
     }
 }
 
