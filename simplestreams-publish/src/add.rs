@@ -148,7 +148,7 @@ impl Repo {
             ImageSource::File(path) => Some(peek(path).await?),
             ImageSource::Described => None,
         };
-        let placed = self.place(&image, peeked.as_ref())?;
+        let placed = self.place(&mut image, peeked.as_ref())?;
         let kinds = {
             let mut k = vec![ChecksumKind::Md5, ChecksumKind::Sha256];
             if image.sha512 {
@@ -301,8 +301,9 @@ impl Repo {
         })
     }
 
-    /// Decides the content id, product, version, item and ftype of an image.
-    fn place(&self, image: &NewImage, peeked: Option<&Peek>) -> Result<Placed> {
+    /// Decides the content id, product, version, item and ftype of an image, taking them from
+    /// the image when it gives them (moved, not copied: once per item of a list of thousands).
+    fn place(&self, image: &mut NewImage, peeked: Option<&Peek>) -> Result<Placed> {
         let file_name = match &image.source {
             ImageSource::File(p) => p
                 .file_name()
@@ -311,8 +312,8 @@ impl Repo {
             ImageSource::Described => String::new(),
         };
         let detected = peeked.and_then(|p| filetype::detect(&p.head, &p.tail));
-        let ftype = match (&image.ftype, detected) {
-            (Some(f), _) => Some(f.clone()),
+        let ftype = match (image.ftype.take(), detected) {
+            (Some(f), _) => Some(f),
             (None, Some(kind)) if image.infer_ftype => Some(ftype_for(kind, &file_name)),
             (None, None) if image.infer_ftype && peeked.is_some() => {
                 if let ImageSource::File(path) = &image.source {
@@ -322,12 +323,12 @@ impl Repo {
             }
             _ => None,
         };
-        let content_id = match &image.content_id {
-            Some(c) => c.clone(),
+        let content_id = match image.content_id.take() {
+            Some(c) => c,
             None => self.resolve_stream(image.stream.as_deref())?,
         };
         self.check_new_content_id(&content_id)?;
-        if let Some(file) = self.streams.get(&content_id) {
+        if let Some(file) = self.stream_index(&content_id).map(|at| &self.streams[at]) {
             let datatype = file.doc.datatype().unwrap_or("");
             // An image that names the stream's datatype itself knows what it adds (MAAS lists
             // its boot files in an `image-ids` stream).
@@ -339,20 +340,20 @@ impl Repo {
                 )));
             }
         }
-        let product = match &image.product_id {
-            Some(p) => p.clone(),
+        let product = match image.product_id.take() {
+            Some(p) => p,
             None => image.default_product_id()?,
         };
-        let version = match &image.version_name {
-            Some(v) => v.clone(),
+        let version = match image.version_name.take() {
+            Some(v) => v,
             None => crate::time::version_date(
                 peeked
                     .and_then(|p| p.modified)
                     .unwrap_or_else(std::time::SystemTime::now),
             ),
         };
-        let item = match (&image.item_name, &ftype) {
-            (Some(i), _) => i.clone(),
+        let item = match (image.item_name.take(), &ftype) {
+            (Some(i), _) => i,
             (None, Some(f)) => f.clone(),
             (None, None) => {
                 return Err(Error::Incomplete {
@@ -457,10 +458,9 @@ impl Repo {
             Some(at) => &mut products[at],
             None => products.entry(key.product.clone()).or_default(),
         };
-        let version = match product.versions.get_index_of(&key.version) {
-            Some(at) => &mut product.versions[at],
-            None => product.versions.entry(key.version.clone()).or_default(),
-        };
+        // Hashed once (a copy of the name made even when the version exists: adding makes new
+        // versions far more often, and copying a name costs less than hashing it again).
+        let version = product.versions.entry(key.version.clone()).or_default();
         let (at, _) = version.items.insert_full(key.item.clone(), Item { fields });
         if let (Some(sha256), Some(md5)) = (&d.sha256, &d.md5) {
             // The item has its own path, size and both checksums, as just set: nothing

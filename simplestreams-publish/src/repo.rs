@@ -122,6 +122,8 @@ pub struct Repo {
     dropped: Vec<StreamFile>,
     /// Paths named by items now.
     pub(crate) named: HashMap<String, Named>,
+    /// Where in `streams` the content id last looked up was (see [`Repo::stream_index`]).
+    last_stream: std::cell::Cell<usize>,
     /// Paths named when the repository was opened.
     named_at_open: HashSet<String>,
     /// Paths this session copied files to.
@@ -169,6 +171,7 @@ impl Repo {
             streams: IndexMap::new(),
             dropped: Vec::new(),
             named: HashMap::new(),
+            last_stream: std::cell::Cell::new(0),
             named_at_open: HashSet::new(),
             copied: Vec::new(),
             signed_files: Vec::new(),
@@ -343,7 +346,7 @@ impl Repo {
     /// Refuses a content id that cannot name a new products file
     /// (`streams/v1/CONTENT_ID.json`).
     pub(crate) fn check_new_content_id(&self, content_id: &str) -> Result<()> {
-        if self.streams.contains_key(content_id) {
+        if self.stream_index(content_id).is_some() {
             return Ok(());
         }
         let bad = content_id.is_empty()
@@ -358,6 +361,23 @@ impl Repo {
             )));
         }
         Ok(())
+    }
+
+    /// Where the products file of `content_id` is in `streams`. Asked several times for each
+    /// item added, nearly always about the content id asked about last: that one is compared
+    /// before the table is searched (hashing the id each time costs more than adding the item).
+    pub(crate) fn stream_index(&self, content_id: &str) -> Option<usize> {
+        let last = self.last_stream.get();
+        if self
+            .streams
+            .get_index(last)
+            .is_some_and(|(cid, _)| cid == content_id)
+        {
+            return Some(last);
+        }
+        let at = self.streams.get_index_of(content_id)?;
+        self.last_stream.set(at);
+        Some(at)
     }
 
     /// The products file of `content_id`, created (empty, with `datatype`) if new.
@@ -381,7 +401,7 @@ impl Repo {
             self.streams.insert(content_id.to_string(), file);
         }
         // Looked up before its key is made: called once per item added.
-        let at = match self.streams.get_index_of(content_id) {
+        let at = match self.stream_index(content_id) {
             Some(at) => at,
             None => {
                 let file = StreamFile {
@@ -629,7 +649,7 @@ impl Repo {
 
     /// The item at `content_id product version item`, with its effective fields.
     pub(crate) fn lookup(&self, key: &ItemRef) -> Option<ItemView> {
-        let doc = &self.streams.get(&key.content_id)?.doc;
+        let doc = &self.streams[self.stream_index(&key.content_id)?].doc;
         ItemView::of(doc, &key.product, &key.version, &key.item)
     }
 }
