@@ -98,28 +98,86 @@ pub fn spawn_json2streams(path: &Path, base: Option<&Path>) -> ImageBatches {
     }))
 }
 
-/// The fields of a flat item this reads, by position in [`Flat::known`].
-const KNOWN: [&str; 9] = [
-    "content_id",
-    "product_name",
-    "version_name",
-    "item_name",
-    "path",
-    "ftype",
-    "md5",
-    "sha256",
-    "sha512",
-];
+/// The fields of a flat item this reads as text, by position in [`Flat::known`].
+const CONTENT_ID: usize = 0;
+const PRODUCT_NAME: usize = 1;
+const VERSION_NAME: usize = 2;
+const ITEM_NAME: usize = 3;
+const PATH: usize = 4;
+const FTYPE: usize = 5;
+const MD5: usize = 6;
+const SHA256: usize = 7;
+const SHA512: usize = 8;
 
-/// One flat item as read: the known fields apart (their keys never allocated), the others
-/// in order. Built straight from the JSON, without an intermediate map.
+/// One flat item as read: the known fields apart, as text (their keys never allocated), the
+/// others in order. Built straight from the JSON, without an intermediate map or value.
 #[derive(Default)]
 struct Flat {
-    known: [Option<Value>; 9],
+    known: [Option<Text>; 9],
     size: Option<Value>,
     rest: Map,
     /// Not a JSON object.
     not_object: bool,
+}
+
+/// A known field's value as text, read straight from the JSON: a string as it is, a number
+/// or boolean as [`simplestreams_core::scalar_string`] writes it; `None` when it has no string
+/// form (null, a list, an object), refused later with the item's number (a syntax error after
+/// it still wins).
+struct Text(Option<String>);
+
+impl<'de> serde::Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Text, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Text;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<Text, E> {
+                Ok(Text(Some(s.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, s: String) -> std::result::Result<Text, E> {
+                Ok(Text(Some(s)))
+            }
+            fn visit_bool<E: serde::de::Error>(self, b: bool) -> std::result::Result<Text, E> {
+                Ok(Text(Some(if b { "True" } else { "False" }.to_owned())))
+            }
+            fn visit_i64<E: serde::de::Error>(self, i: i64) -> std::result::Result<Text, E> {
+                Ok(Text(Some(i.to_string())))
+            }
+            fn visit_u64<E: serde::de::Error>(self, u: u64) -> std::result::Result<Text, E> {
+                Ok(Text(Some(u.to_string())))
+            }
+            // A JSON value cannot hold a number beyond `f64` (it becomes null): none either.
+            fn visit_f64<E: serde::de::Error>(self, f: f64) -> std::result::Result<Text, E> {
+                Ok(Text(
+                    f.is_finite()
+                        .then(|| simplestreams_core::python_float_repr(f)),
+                ))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<Text, E> {
+                Ok(Text(None))
+            }
+            // Read as a JSON value would be, so that the same lists are refused for their
+            // syntax or depth (ignoring them would take any depth).
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> std::result::Result<Text, A::Error> {
+                serde::Deserialize::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(|_: Value| Text(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<Text, A::Error> {
+                serde::Deserialize::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|_: Value| Text(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A key of a flat item.
@@ -128,6 +186,25 @@ enum Key {
     Size,
     ItemUrl,
     Other(String),
+}
+
+impl Key {
+    fn known(k: &str) -> Option<Key> {
+        Some(match k {
+            "content_id" => Key::Known(CONTENT_ID),
+            "product_name" => Key::Known(PRODUCT_NAME),
+            "version_name" => Key::Known(VERSION_NAME),
+            "item_name" => Key::Known(ITEM_NAME),
+            "path" => Key::Known(PATH),
+            "ftype" => Key::Known(FTYPE),
+            "md5" => Key::Known(MD5),
+            "sha256" => Key::Known(SHA256),
+            "sha512" => Key::Known(SHA512),
+            "size" => Key::Size,
+            "item_url" => Key::ItemUrl,
+            _ => return None,
+        })
+    }
 }
 
 impl<'de> serde::Deserialize<'de> for Key {
@@ -139,89 +216,95 @@ impl<'de> serde::Deserialize<'de> for Key {
                 f.write_str("a field name")
             }
             fn visit_str<E: serde::de::Error>(self, k: &str) -> std::result::Result<Key, E> {
-                Ok(match k {
-                    "size" => Key::Size,
-                    "item_url" => Key::ItemUrl,
-                    _ => match KNOWN.iter().position(|n| *n == k) {
-                        Some(i) => Key::Known(i),
-                        None => Key::Other(k.to_string()),
-                    },
-                })
+                Ok(Key::known(k).unwrap_or_else(|| Key::Other(k.to_string())))
             }
             fn visit_string<E: serde::de::Error>(self, k: String) -> std::result::Result<Key, E> {
-                match self.visit_str::<E>(&k)? {
-                    Key::Other(_) => Ok(Key::Other(k)),
-                    other => Ok(other),
-                }
+                Ok(Key::known(&k).unwrap_or(Key::Other(k)))
             }
         }
         d.deserialize_str(V)
     }
 }
 
-impl<'de> serde::Deserialize<'de> for Flat {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Flat, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Flat;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an item (a JSON object)")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> std::result::Result<Flat, A::Error> {
-                let mut flat = Flat::default();
-                while let Some(key) = map.next_key::<Key>()? {
-                    match key {
-                        // A key given twice: the last wins, as in the reference.
-                        Key::Known(i) => flat.known[i] = Some(map.next_value()?),
-                        Key::Size => flat.size = Some(map.next_value()?),
-                        Key::ItemUrl => {
-                            map.next_value::<serde::de::IgnoredAny>()?;
-                        }
-                        Key::Other(k) => {
-                            let v: Value = map.next_value()?;
-                            flat.rest.insert(k, v);
-                        }
-                    }
+/// Reads one item into a [`Flat`] (made once for the whole list: an item is not moved
+/// about on its way), its other fields into a map made with room for `rest` of them.
+struct FlatSeed<'a> {
+    flat: &'a mut Flat,
+    rest: usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for FlatSeed<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl FlatSeed<'_> {
+    fn not_object<E>(self) -> std::result::Result<(), E> {
+        *self.flat = Flat {
+            not_object: true,
+            ..Flat::default()
+        };
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FlatSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an item (a JSON object)")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<(), A::Error> {
+        let flat = self.flat;
+        flat.known = Default::default();
+        flat.size = None;
+        flat.rest = Map::with_capacity(self.rest);
+        flat.not_object = false;
+        while let Some(key) = map.next_key::<Key>()? {
+            match key {
+                // A key given twice: the last wins, as in the reference.
+                Key::Known(i) => flat.known[i] = Some(map.next_value()?),
+                Key::Size => flat.size = Some(map.next_value()?),
+                Key::ItemUrl => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
                 }
-                Ok(flat)
-            }
-            // Anything else is refused by number, after the list is read.
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> std::result::Result<Flat, A::Error> {
-                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(Flat {
-                    not_object: true,
-                    ..Flat::default()
-                })
-            }
-            fn visit_str<E: serde::de::Error>(self, _: &str) -> std::result::Result<Flat, E> {
-                Ok(Flat {
-                    not_object: true,
-                    ..Flat::default()
-                })
-            }
-            fn visit_bool<E: serde::de::Error>(self, _: bool) -> std::result::Result<Flat, E> {
-                self.visit_str("")
-            }
-            fn visit_i64<E: serde::de::Error>(self, _: i64) -> std::result::Result<Flat, E> {
-                self.visit_str("")
-            }
-            fn visit_u64<E: serde::de::Error>(self, _: u64) -> std::result::Result<Flat, E> {
-                self.visit_str("")
-            }
-            fn visit_f64<E: serde::de::Error>(self, _: f64) -> std::result::Result<Flat, E> {
-                self.visit_str("")
-            }
-            fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<Flat, E> {
-                self.visit_str("")
+                Key::Other(k) => {
+                    let v: Value = map.next_value()?;
+                    flat.rest.insert(k, v);
+                }
             }
         }
-        d.deserialize_any(V)
+        Ok(())
+    }
+    // Anything else is refused by number, after the list is read.
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<(), A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        self.not_object()
+    }
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> std::result::Result<(), E> {
+        self.not_object()
+    }
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> std::result::Result<(), E> {
+        self.not_object()
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> std::result::Result<(), E> {
+        self.not_object()
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> std::result::Result<(), E> {
+        self.not_object()
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> std::result::Result<(), E> {
+        self.not_object()
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<(), E> {
+        self.not_object()
     }
 }
 
@@ -244,15 +327,20 @@ pub fn parse_json2streams(bytes: &[u8], name: &str, base: &Path) -> Result<Vec<N
 fn read_items(bytes: &[u8], name: &str, base: &Path, sink: &mut dyn FnMut(NewImage)) -> Result<()> {
     let mut items = Items {
         name,
-        base,
         sink,
         first_error: None,
         count: 0,
-        dirs: Dirs::default(),
+        rest: 0,
+        flat: Flat::default(),
+        dirs: Dirs::new(base),
     };
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let parsed =
-        serde::de::DeserializeSeed::deserialize(&mut items, &mut de).and_then(|()| de.end());
+    let parsed = match std::str::from_utf8(bytes) {
+        // Valid UTF-8 throughout (checked at once, far faster than string by string): its
+        // strings are taken as they are. Else the same parse, which checks each string and
+        // says where one is not UTF-8.
+        Ok(text) => read_list(&mut items, serde_json::Deserializer::from_str(text)),
+        Err(_) => read_list(&mut items, serde_json::Deserializer::from_slice(bytes)),
+    };
     if let Err(e) = parsed {
         return Err(Error::Manifest {
             file: name.to_string(),
@@ -266,15 +354,28 @@ fn read_items(bytes: &[u8], name: &str, base: &Path, sink: &mut dyn FnMut(NewIma
     }
 }
 
+/// The whole list, and nothing after it.
+fn read_list<'de, R: serde_json::de::Read<'de>>(
+    items: &mut Items<'_>,
+    mut de: serde_json::Deserializer<R>,
+) -> serde_json::Result<()> {
+    serde::de::DeserializeSeed::deserialize(items, &mut de)?;
+    de.end()
+}
+
 /// The list being read: items turned into images as they come.
 struct Items<'a> {
     name: &'a str,
-    base: &'a Path,
     sink: &'a mut dyn FnMut(NewImage),
     /// The first bad item; later items are still read (a syntax error after it wins).
     first_error: Option<Error>,
     count: usize,
-    dirs: Dirs,
+    /// How many fields the last item's map ended with: the next one is made with that room
+    /// (items of a list are much alike), so that it is neither grown nor copied.
+    rest: usize,
+    /// The item being read.
+    flat: Flat,
+    dirs: Dirs<'a>,
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for &mut Items<'_> {
@@ -293,12 +394,25 @@ impl<'de> serde::de::Visitor<'de> for &mut Items<'_> {
         self,
         mut seq: A,
     ) -> std::result::Result<(), A::Error> {
-        while let Some(item) = seq.next_element::<Flat>()? {
+        loop {
+            let seed = FlatSeed {
+                flat: &mut self.flat,
+                rest: self.rest,
+            };
+            if seq.next_element_seed(seed)?.is_none() {
+                break;
+            }
             self.count += 1;
             if self.first_error.is_some() {
                 continue;
             }
-            match flat_image(item, self.count, self.name, self.base, &mut self.dirs) {
+            match flat_image(
+                &mut self.flat,
+                self.count,
+                self.name,
+                &mut self.dirs,
+                &mut self.rest,
+            ) {
                 Ok(image) => (self.sink)(image),
                 Err(e) => self.first_error = Some(e),
             }
@@ -310,43 +424,59 @@ impl<'de> serde::de::Visitor<'de> for &mut Items<'_> {
 /// Which directories exist, asked once each: items whose files are absent all sit in a few
 /// absent directories (thousands of items, one `stat` each otherwise). A file cannot be in a
 /// directory that does not exist, nor below one.
-#[derive(Default)]
-struct Dirs {
-    /// By the directory's path as written (keyed by its bytes: hashing a `Path` walks its
-    /// components).
-    known: std::collections::HashMap<std::ffi::OsString, bool>,
+struct Dirs<'a> {
+    /// What items' paths are relative to.
+    base: &'a Path,
+    /// By the directory as items write it (the start of their `path`, up to a `/`): looked up
+    /// without making its full path.
+    known: std::collections::HashMap<String, bool>,
 }
 
-impl Dirs {
-    /// Whether `path` is a file, without asking about anything below a directory already
-    /// found absent.
-    fn is_file(&mut self, path: &Path) -> bool {
-        // Its directories, the outermost first: the first absent one decides.
-        let mut dirs: Vec<&Path> = path
-            .ancestors()
-            .skip(1)
-            .filter(|d| !d.as_os_str().is_empty())
-            .collect();
-        dirs.reverse();
-        for dir in dirs {
-            let exists = match self.known.get(dir.as_os_str()) {
+impl<'a> Dirs<'a> {
+    fn new(base: &'a Path) -> Dirs<'a> {
+        Dirs {
+            base,
+            known: std::collections::HashMap::new(),
+        }
+    }
+
+    /// `path` under the base, if it is a file; nothing is asked about below a directory
+    /// already found absent.
+    fn file(&mut self, path: &str) -> Option<std::path::PathBuf> {
+        // Its directories, the outermost first: the first absent one decides (a path is
+        // looked up from its start, each directory on the way must be found).
+        for (end, _) in path.match_indices('/') {
+            let dir = &path[..end];
+            // The root, or a separator doubled: no directory more than the one before.
+            if dir.is_empty() || dir.ends_with('/') {
+                continue;
+            }
+            let exists = match self.known.get(dir) {
                 Some(known) => *known,
                 None => {
-                    let exists = dir.is_dir();
-                    self.known.insert(dir.as_os_str().to_owned(), exists);
+                    let exists = self.base.join(dir).is_dir();
+                    self.known.insert(dir.to_owned(), exists);
                     exists
                 }
             };
             if !exists {
-                return false;
+                return None;
             }
         }
-        path.is_file()
+        let file = self.base.join(path);
+        file.is_file().then_some(file)
     }
 }
 
-/// One flat item (number `n`, from 1) as an image.
-fn flat_image(item: Flat, n: usize, name: &str, base: &Path, dirs: &mut Dirs) -> Result<NewImage> {
+/// One flat item (number `n`, from 1) as an image, taken out of `item`; `rest` is the room its
+/// map of other fields was made with, and becomes what it needed.
+fn flat_image(
+    item: &mut Flat,
+    n: usize,
+    name: &str,
+    dirs: &mut Dirs,
+    rest: &mut usize,
+) -> Result<NewImage> {
     // Errors name the item by its number (1-based) in the list.
     let at = |message: String| Error::Manifest {
         file: format!("{name} item"),
@@ -356,87 +486,94 @@ fn flat_image(item: Flat, n: usize, name: &str, base: &Path, dirs: &mut Dirs) ->
     if item.not_object {
         return Err(at("not an object".into()));
     }
-    let Flat {
-        known, size, rest, ..
-    } = item;
-    let [content_id, product, version, item_name, path, ftype, md5, sha256, sha512] =
-        known.map(|v| v.map(as_string));
-    let text = |v: Option<std::result::Result<String, ()>>, key: &str| {
-        v.transpose()
-            .map_err(|()| at(format!("{key}: expected a string")))
+    let mut known = |i: usize| item.known[i].take();
+    let text = |v: Option<Text>, key: &str| match v {
+        None => Ok(None),
+        Some(Text(Some(s))) => Ok(Some(s)),
+        Some(Text(None)) => Err(at(format!("{key}: expected a string"))),
     };
-    let required = |v: Option<std::result::Result<String, ()>>, key: &str| {
+    let required = |v: Option<Text>, key: &str| {
         text(v, key)?
             .filter(|v| !v.is_empty())
             .ok_or_else(|| at(format!("missing field `{key}`")))
     };
-    let content_id = required(content_id, "content_id")?;
-    let product = required(product, "product_name")?;
-    let version = required(version, "version_name")?;
-    let item_name = required(item_name, "item_name")?;
-    let path = required(path, "path")?;
-    let ftype = text(ftype, "ftype")?;
-    let size = match size {
+    let content_id = required(known(CONTENT_ID), "content_id")?;
+    let product = required(known(PRODUCT_NAME), "product_name")?;
+    let version = required(known(VERSION_NAME), "version_name")?;
+    let item_name = required(known(ITEM_NAME), "item_name")?;
+    let path = required(known(PATH), "path")?;
+    let ftype = text(known(FTYPE), "ftype")?;
+    let size = match item.size.take() {
         None => None,
         Some(v) => Some(parse_size(&v).map_err(|m| at(format!("size: {m}")))?),
     };
     let lower = |s: Option<String>| {
         s.map(|mut s| {
-            s.make_ascii_lowercase();
+            // Looked at whole rather than stopping at the first upper case letter: a check
+            // the compiler makes many bytes at a time, where a checksum has none.
+            if s.bytes()
+                .fold(false, |upper, b| upper | b.is_ascii_uppercase())
+            {
+                s.make_ascii_lowercase();
+            }
             s
         })
     };
     let expected = Expected {
         size,
-        md5: lower(text(md5, "md5")?),
-        sha256: lower(text(sha256, "sha256")?),
-        sha512: lower(text(sha512, "sha512")?),
+        md5: lower(text(known(MD5), "md5")?),
+        sha256: lower(text(known(SHA256), "sha256")?),
+        sha512: lower(text(known(SHA512), "sha512")?),
     };
-    let local = base.join(&path);
-    let source = if dirs.is_file(&local) {
-        ImageSource::File(local)
-    } else if expected.size.is_some() && !expected.kinds().is_empty() {
-        ImageSource::Described
-    } else {
-        return Err(at(format!(
-            "{path}: no file at {} and no size and checksum to publish it as described",
-            local.display()
-        )));
+    let source = match dirs.file(&path) {
+        Some(local) => ImageSource::File(local),
+        None if expected.size.is_some()
+            && simplestreams_core::ChecksumKind::ALL
+                .into_iter()
+                .any(|k| expected.digest(k).is_some()) =>
+        {
+            ImageSource::Described
+        }
+        None => {
+            return Err(at(format!(
+                "{path}: no file at {} and no size and checksum to publish it as described",
+                dirs.base.join(&path).display()
+            )))
+        }
     };
-    let sha512 = expected.sha512.is_some();
-    let mut image = NewImage::file("");
-    image.source = source;
-    image.content_id = Some(content_id);
-    image.product_id = Some(product);
-    image.version_name = Some(version);
-    image.item_name = Some(item_name);
-    image.ftype = ftype;
-    image.infer_ftype = false;
-    image.placement = Placement::Exact(path);
-    image.expected = expected;
-    image.sha512 = sha512;
-    // Made with room for the fields adding the item sets (`ftype`, `path`, `size`, the
-    // checksums given), so that it never grows: growing thousands of maps copies each twice.
-    let e = &image.expected;
-    let adds = 2 + [&image.ftype, &e.md5, &e.sha256, &e.sha512]
+    // Room for the fields adding the item sets (`ftype`, `path`, `size`, the checksums
+    // given), so that the map never grows: growing thousands of maps copies each twice.
+    let adds = 2 + [&ftype, &expected.md5, &expected.sha256, &expected.sha512]
         .iter()
         .filter(|v| v.is_some())
         .count();
-    let mut fields = Map::with_capacity(rest.len() + adds);
-    fields.extend(rest);
-    image.fields = fields;
+    let mut fields = std::mem::take(&mut item.rest);
+    let needed = fields.len() + adds;
+    if needed > *rest {
+        let mut roomier = Map::with_capacity(needed);
+        roomier.append(&mut fields);
+        fields = roomier;
+    }
+    *rest = needed;
+    let image = NewImage {
+        source,
+        content_id: Some(content_id),
+        stream: None,
+        datatype: None,
+        product_id: Some(product),
+        version_name: Some(version),
+        item_name: Some(item_name),
+        ftype,
+        infer_ftype: false,
+        fields,
+        product_fields: Map::new(),
+        version_fields: Map::new(),
+        placement: Placement::Exact(path),
+        sha512: expected.sha512.is_some(),
+        expected,
+    };
     image.check_fields().map_err(|e| at(e.to_string()))?;
     Ok(image)
-}
-
-/// A scalar field as a string.
-fn as_string(value: Value) -> std::result::Result<String, ()> {
-    match value {
-        Value::String(s) => Ok(s),
-        other => simplestreams_core::scalar_string(&other)
-            .map(|s| s.into_owned())
-            .ok_or(()),
-    }
 }
 
 #[cfg(test)]
@@ -490,22 +627,42 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("files/1")).unwrap();
         std::fs::write(dir.path().join("files/1/a.img"), "x").unwrap();
-        let mut dirs = Dirs::default();
-        assert!(dirs.is_file(&dir.path().join("files/1/a.img")));
-        assert!(!dirs.is_file(&dir.path().join("files/1/b.img")));
-        assert!(!dirs.is_file(&dir.path().join("files/1/a.img/c")));
+        let mut dirs = Dirs::new(dir.path());
+        assert_eq!(
+            dirs.file("files/1/a.img"),
+            Some(dir.path().join("files/1/a.img"))
+        );
+        assert_eq!(dirs.file("files/1/b.img"), None);
+        assert_eq!(dirs.file("files/1/a.img/c"), None);
         for n in 0..100 {
-            assert!(!dirs.is_file(&dir.path().join(format!("absent/{n}/a.img"))));
+            assert_eq!(dirs.file(&format!("absent/{n}/a.img")), None);
         }
-        let absent = dir.path().join("absent");
-        assert_eq!(dirs.known.get(absent.as_os_str()), Some(&false));
+        assert_eq!(dirs.known.get("absent"), Some(&false));
         assert!(
-            !dirs
-                .known
-                .keys()
-                .any(|k| Path::new(k).starts_with(&absent) && k != &absent),
+            !dirs.known.keys().any(|k| k.starts_with("absent/")),
             "nothing below an absent directory is asked about"
         );
+        // An absolute path is looked for where it says, its directories likewise.
+        let file = dir.path().join("files/1/a.img");
+        let mut elsewhere = Dirs::new(Path::new("/nonexistent"));
+        assert_eq!(elsewhere.file(file.to_str().unwrap()), Some(file.clone()));
+        let absent = dir.path().join("absent/1/a.img");
+        assert_eq!(elsewhere.file(absent.to_str().unwrap()), None);
+        let absent_dir = dir.path().join("absent");
+        assert_eq!(
+            elsewhere.known.get(absent_dir.to_str().unwrap()),
+            Some(&false)
+        );
+        // Doubled separators and `.` or `..` on the way are the file system's to resolve.
+        assert_eq!(
+            dirs.file("files//1/./a.img"),
+            Some(dir.path().join("files//1/./a.img"))
+        );
+        assert_eq!(
+            dirs.file("files/1/../1/a.img"),
+            Some(dir.path().join("files/1/../1/a.img"))
+        );
+        assert_eq!(dirs.file("absent/../files/1/a.img"), None);
     }
 
     #[test]
