@@ -299,6 +299,12 @@ fn a_signed_maas_boot_source_reads_as_maas_reads_it() {
         "root.manifest",
         b"bash\t5.2.21-2ubuntu4\ncoreutils\t9.4-3ubuntu6\n",
     );
+    let products_updated = |repo: &Path| -> Option<String> {
+        let path = repo.join("streams/v1/images:stable:v3:download.json");
+        let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+        doc["updated"].as_str().map(str::to_string)
+    };
+    let mut updated_before = None;
     for (version, kpkg) in [("20240601", "linux-generic"), ("20240701", "linux-generic")] {
         let out = sstream(&[
             "add",
@@ -327,16 +333,21 @@ fn a_signed_maas_boot_source_reads_as_maas_reads_it() {
             "--signing-key",
             s(&secret),
         ]);
-        // Every add re-signs the products file; the index changes only with the first.
+        // Every add re-signs the products file; the index changes with the first, and after
+        // that only to carry the products file's new `updated` (a time to the second: the
+        // second add may run within the same second, or not).
         assert!(
             out.contains("published streams/v1/images:stable:v3:download.json (signed)"),
             "{out}"
         );
+        let updated = products_updated(&repo);
+        assert!(updated.is_some(), "{out}");
         assert_eq!(
             out.contains("published streams/v1/index.json (signed)"),
-            version == "20240601",
+            version == "20240601" || updated != updated_before,
             "{out}"
         );
+        updated_before = updated;
     }
     let meta = dir.join("meta");
     std::fs::create_dir_all(meta.join("etc")).unwrap();
