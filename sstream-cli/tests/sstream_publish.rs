@@ -758,22 +758,8 @@ fn a_json2streams_list_with_a_bad_item_late_leaves_the_repository_as_it_was() {
     let repo = work.path().join("repo");
     std::fs::write(&list, serde_json::to_vec(&items[..10]).unwrap()).unwrap();
     ok(&["add", s(&repo), "--from-json2streams", s(&list)]);
-    let tree = |dir: &Path| -> Vec<(PathBuf, Vec<u8>)> {
-        let mut all = Vec::new();
-        let mut todo = vec![dir.to_path_buf()];
-        while let Some(d) = todo.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    todo.push(p);
-                } else if !p.ends_with("lock") {
-                    all.push((p.clone(), std::fs::read(&p).unwrap()));
-                }
-            }
-        }
-        all.sort();
-        all
-    };
+    // The engine's lock directory aside, every file and its bytes.
+    let tree = |dir: &Path| simplestreams_testutil::dir_tree(dir, &[".sstream-mirror"]);
     let before = tree(&repo);
 
     items.push(
