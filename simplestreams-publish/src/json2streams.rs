@@ -52,7 +52,12 @@ const BATCH: usize = 256;
 pub fn spawn_json2streams(path: &Path, base: Option<&Path>) -> ImageBatches {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<NewImage>>>(64);
     let (path, base) = (path.to_path_buf(), base_of(path, base).to_path_buf());
+    // Set once the reader has sent all it had: a channel closed without it (the reader died)
+    // is an error, never a list silently cut short.
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader_finished = finished.clone();
     let reader = move || {
+        let _finished = Finish(reader_finished);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) => {
@@ -93,9 +98,33 @@ pub fn spawn_json2streams(path: &Path, base: Option<&Path>) -> ImageBatches {
             )))
         }));
     }
-    Box::pin(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|batch| (batch, rx))
+    Box::pin(futures::stream::unfold(Some(rx), move |rx| {
+        let finished = finished.clone();
+        async move {
+            let mut rx = rx?;
+            match rx.recv().await {
+                Some(batch) => Some((batch, Some(rx))),
+                None if finished.load(std::sync::atomic::Ordering::Acquire) => None,
+                None => Some((
+                    Err(Error::Invalid(
+                        "the list's reader stopped before the end of the list".into(),
+                    )),
+                    None,
+                )),
+            }
+        }
     }))
+}
+
+/// Marks the reader finished when it returns (not when it unwinds from a panic).
+struct Finish(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.0.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
 }
 
 /// The fields of a flat item this reads as text, by position in [`Flat::known`].

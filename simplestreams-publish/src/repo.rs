@@ -123,7 +123,8 @@ pub struct Repo {
     /// Paths named by items now.
     pub(crate) named: HashMap<String, Named>,
     /// Where in `streams` the content id last looked up was (see [`Repo::stream_index`]).
-    last_stream: std::cell::Cell<usize>,
+    /// An atomic only so that `Repo` stays `Sync`: the index is a hint, checked against the key.
+    last_stream: std::sync::atomic::AtomicUsize,
     /// Paths named when the repository was opened.
     named_at_open: HashSet<String>,
     /// Paths this session copied files to.
@@ -131,6 +132,12 @@ pub struct Repo {
     /// Signed files found (`.sjson`).
     signed_files: Vec<String>,
 }
+
+// A repository (and its commit future) can be handed to another task or thread.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Repo>();
+};
 
 impl std::fmt::Debug for Repo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -171,7 +178,7 @@ impl Repo {
             streams: IndexMap::new(),
             dropped: Vec::new(),
             named: HashMap::new(),
-            last_stream: std::cell::Cell::new(0),
+            last_stream: std::sync::atomic::AtomicUsize::new(0),
             named_at_open: HashSet::new(),
             copied: Vec::new(),
             signed_files: Vec::new(),
@@ -367,7 +374,7 @@ impl Repo {
     /// item added, nearly always about the content id asked about last: that one is compared
     /// before the table is searched (hashing the id each time costs more than adding the item).
     pub(crate) fn stream_index(&self, content_id: &str) -> Option<usize> {
-        let last = self.last_stream.get();
+        let last = self.last_stream.load(std::sync::atomic::Ordering::Relaxed);
         if self
             .streams
             .get_index(last)
@@ -376,7 +383,8 @@ impl Repo {
             return Some(last);
         }
         let at = self.streams.get_index_of(content_id)?;
-        self.last_stream.set(at);
+        self.last_stream
+            .store(at, std::sync::atomic::Ordering::Relaxed);
         Some(at)
     }
 

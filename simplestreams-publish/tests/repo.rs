@@ -780,6 +780,21 @@ async fn a_list_read_while_added_adds_all_and_its_own_errors_win() {
         "the version-2 copy of item 0 removed"
     );
 
+    // A syntax error after that conflict wins too.
+    let mut text = serde_json::to_vec(&bad[..400]).unwrap();
+    text.truncate(text.len() - 1);
+    text.extend_from_slice(b", {\"content_id\": }]");
+    std::fs::write(&list, &text).unwrap();
+    let mut repo = Repo::open(shared.clone(), None).await.unwrap();
+    let err = repo
+        .add_batches(spawn_json2streams(&list, None))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a JSON list of items"), "{err}");
+    repo.abort().await.unwrap();
+    assert_eq!(store.paths(), published);
+
     // Without the bad item, the conflict is the error.
     bad.pop();
     std::fs::write(&list, serde_json::to_vec(&bad).unwrap()).unwrap();

@@ -633,8 +633,8 @@ pub fn run_add(args: AddArgs) -> anyhow::Result<ExitCode> {
             }
         }
     } else if let Some(list) = &args.from_json2streams {
-        // Read on a thread of its own while the images are added (started below, once the
-        // allocator is set up).
+        // Read on a thread of its own while the images are added (started below, before the
+        // repository is opened).
         batches.push(Batch::List(list.clone()));
     } else if let Some(meta) = &args.flavour.lxd {
         batches.push(Batch::Lxd(vec![args.lxd_image(meta)?]));
