@@ -376,3 +376,35 @@ async fn a_failed_put_leaves_no_temporary_file() {
         .collect();
     assert!(names.is_empty(), "{names:?}");
 }
+
+/// Two writers in one directory (two processes, say two Glance syncs keeping their state in
+/// the same place): the first put of each sweeps leftovers, and must not take the other's
+/// temporary file while its put is running (the other's rename would then fail, not found).
+#[tokio::test]
+async fn a_temporary_file_being_written_elsewhere_is_not_swept_but_a_leftover_is() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("a");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A put running elsewhere holds the lock of its temporary file; a leftover holds none.
+    let live = dir.join(".c.Ab12Cd.part");
+    let writer = std::fs::File::create(&live).unwrap();
+    writer.lock().unwrap();
+    let leftover = dir.join(".d.Ef34Gh.part");
+    std::fs::write(&leftover, "half").unwrap();
+
+    let store = LocalStore::new(root.path());
+    store
+        .put_bytes("a/b", Bytes::from_static(b"whole"))
+        .await
+        .unwrap();
+    assert!(live.exists(), "the file of a put in flight is kept");
+    assert!(!leftover.exists(), "a leftover is removed");
+
+    // Once that put is gone (killed: its lock is released), the next store's sweep takes it.
+    drop(writer);
+    LocalStore::new(root.path())
+        .put_bytes("a/e", Bytes::from_static(b"x"))
+        .await
+        .unwrap();
+    assert!(!live.exists(), "a leftover once its writer is gone");
+}

@@ -192,7 +192,8 @@ impl LocalStore {
 
     /// Removes the temporary files an earlier process left in `dir` (killed in the middle of
     /// a put: each put takes a fresh name, so nothing else would ever replace them), the
-    /// first time this store writes there. The set's lock is held while sweeping, and every
+    /// first time this store writes there. One whose put is still running elsewhere (another
+    /// process writing in the same directory: its lock on the file is held) is left alone. The set's lock is held while sweeping, and every
     /// put passes here before creating its temporary file, so no put of this store loses its
     /// own.
     fn sweep_once(&self, dir: &Path) {
@@ -203,7 +204,10 @@ impl LocalStore {
         if let Ok(entries) = std::fs::read_dir(dir) {
             for entry in entries.flatten() {
                 let stale = entry.file_name().to_str().is_some_and(is_temp_name)
-                    && entry.file_type().is_ok_and(|t| !t.is_dir());
+                    && entry.file_type().is_ok_and(|t| {
+                        // A put in flight elsewhere keeps its file (a link is not opened).
+                        t.is_symlink() || (t.is_file() && !being_written(&entry.path()))
+                    });
                 if stale {
                     // A link is removed, not followed.
                     let _ = std::fs::remove_file(entry.path());
@@ -394,11 +398,59 @@ fn create_temp(dir: &Path, name: &str) -> Result<(PathBuf, std::fs::File)> {
             options.custom_flags(libc::O_NOFOLLOW);
         }
         match options.open(&temp) {
-            Ok(f) => return Ok((temp, f)),
+            Ok(f) => {
+                // Locked while it is written, so that another store sweeping this directory
+                // (another process, or another store of this one) leaves it alone; see
+                // `sweep_once`. A sweep may have removed it before it was locked: then it is
+                // no longer at its name, and another is made.
+                if f.lock().is_err() || still_at(&f, &temp) {
+                    return Ok((temp, f));
+                }
+                attempts += 1;
+                if attempts >= 16 {
+                    return Err(Error::io(
+                        &temp,
+                        std::io::Error::new(ErrorKind::NotFound, "removed while being created"),
+                    ));
+                }
+            }
             // Taken (by chance, or by something planted): another name.
             Err(e) if e.kind() == ErrorKind::AlreadyExists && attempts < 16 => attempts += 1,
             Err(e) => return Err(Error::io(&temp, e)),
         }
+    }
+}
+
+/// Whether the file open as `f` is still the one at `path`.
+fn still_at(f: &std::fs::File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        match (f.metadata(), std::fs::symlink_metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = f;
+        path.exists()
+    }
+}
+
+/// Whether a temporary file is being written: a live put holds its lock (`create_temp`). A
+/// file that cannot be opened or locked for another reason counts as left over.
+fn being_written(path: &Path) -> bool {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    match options.open(path) {
+        Ok(f) => matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+        Err(_) => false,
     }
 }
 
