@@ -388,7 +388,14 @@ async fn a_temporary_file_being_written_elsewhere_is_not_swept_but_a_leftover_is
     // A put running elsewhere holds the lock of its temporary file; a leftover holds none.
     let live = dir.join(".c.Ab12Cd.part");
     let writer = std::fs::File::create(&live).unwrap();
-    writer.lock().unwrap();
+    // SAFETY: flock on the descriptor `writer` owns.
+    let locked = unsafe {
+        libc::flock(
+            std::os::unix::io::AsRawFd::as_raw_fd(&writer),
+            libc::LOCK_EX,
+        )
+    };
+    assert_eq!(locked, 0);
     let leftover = dir.join(".d.Ef34Gh.part");
     std::fs::write(&leftover, "half").unwrap();
 

@@ -403,7 +403,7 @@ fn create_temp(dir: &Path, name: &str) -> Result<(PathBuf, std::fs::File)> {
                 // (another process, or another store of this one) leaves it alone; see
                 // `sweep_once`. A sweep may have removed it before it was locked: then it is
                 // no longer at its name, and another is made.
-                if f.lock().is_err() || still_at(&f, &temp) {
+                if !lock_file(&f, true) || still_at(&f, &temp) {
                     return Ok((temp, f));
                 }
                 attempts += 1;
@@ -449,8 +449,31 @@ fn being_written(path: &Path) -> bool {
         options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
     }
     match options.open(path) {
-        Ok(f) => matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+        Ok(f) => {
+            !lock_file(&f, false) && std::io::Error::last_os_error().kind() == ErrorKind::WouldBlock
+        }
         Err(_) => false,
+    }
+}
+
+/// Takes an exclusive `flock` on `f`, waiting for it or not; whether it was taken. (`File::lock`
+/// is newer than the workspace's minimum Rust.)
+fn lock_file(f: &std::fs::File, wait: bool) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::io::AsRawFd as _;
+        let flags = if wait {
+            libc::LOCK_EX
+        } else {
+            libc::LOCK_EX | libc::LOCK_NB
+        };
+        // SAFETY: flock on a descriptor this `File` owns for the duration of the call.
+        unsafe { libc::flock(f.as_raw_fd(), flags) == 0 }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (f, wait);
+        false
     }
 }
 
